@@ -1,0 +1,31 @@
+# make demo  - set up and run the main job on the built-in default data
+# make test  - set up and run the tests
+# make bench - set up and run the benchmarks (heavy; results in bench/results and docs/benchmarks.md)
+PY := .venv/bin/python
+SETUP := .venv/.setup-done
+BUILT := .venv/.built
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup build test demo bench clean
+setup: $(SETUP)
+$(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt
+	bash scripts/setup.sh
+	touch $@
+
+build: $(BUILT)
+$(BUILT): $(SETUP) pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+test: build
+	$(PY) -m pytest -q -ra tests
+
+demo: build
+	$(PY) -m clipcov_fast.cli demo --out demo_out
+
+bench: build
+	$(PY) -m pytest bench --benchmark-only --benchmark-json=bench/results/latest.json -q
+	$(PY) bench/report.py bench/results/latest.json
+
+clean:
+	rm -rf build .venv demo_out

@@ -1,0 +1,1 @@
+"""Baseline selectors that ship beside ClipCov (random, clip_score, semdedup)."""
