@@ -1,1 +1,169 @@
-"""Public API: select() and terms()."""
+"""Public API: select() and terms(), with input checking and backend dispatch."""
+import logging
+import numbers
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import inputs
+from .inputs import BUDGETS, CHUNK_ROWS, DEVICES
+
+log = logging.getLogger("clipcov_fast")
+
+
+@dataclass(repr=False)
+class Selection:
+    """The chosen subset, in pick order, with the gain of each pick when it was made."""
+
+    indices: np.ndarray  # int64, pick order
+    gains: np.ndarray  # float64, marginal gain at pick time
+    objective: float  # F(S) = sum of the gains
+    labels: np.ndarray  # int64 proxy class of every input row
+    k: int
+    n: int
+    method: str = "clipcov"
+    budget: str = "proportional"
+    timings: dict = field(default_factory=dict)
+
+    def class_counts(self):
+        """{class: (members in the pool, members in the subset)} for every non-empty class."""
+        classes, pool = np.unique(self.labels, return_counts=True)
+        chosen = np.bincount(np.searchsorted(classes, self.labels[self.indices]), minlength=len(classes))
+        return {int(c): (int(p), int(s)) for c, p, s in zip(classes, pool, chosen)}
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __repr__(self):
+        head = ", ".join(map(str, self.indices[:5])) + (", ..." if self.k > 5 else "")
+        return (f"Selection(method={self.method!r}, budget={self.budget!r}, k={self.k}, n={self.n}, "
+                f"classes={len(np.unique(self.labels))}, objective={self.objective:.6g}, indices=[{head}])")
+
+
+def _num_threads(num_threads):
+    if num_threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return int(num_threads)
+
+
+def _backend(device):
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda":
+        raise ValueError("device='cuda' needs clipcov_fast built with CUDA and a usable GPU; "
+                         "this build has no CUDA backend")
+    return "cpu"
+
+
+def _inputs(emb_img, emb_txt, labels, class_emb, normalize, w_label):
+    """Checked arrays, proxy labels, and the label-similarity term."""
+    A = inputs.as_matrix(emb_img, "emb_img")
+    B = inputs.as_matrix(emb_txt, "emb_txt")
+    if A.shape != B.shape:
+        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    n, d = A.shape
+    T = None if class_emb is None else inputs.check_class_emb(class_emb, d, normalize)
+    if labels is not None:
+        y = inputs.check_labels(labels, n)
+        if T is not None and n and y.max() >= len(T):
+            raise ValueError(f"labels has class {y.max()} at row {int(np.argmax(y))}, but class_emb "
+                             f"has only {len(T)} rows")
+    elif T is not None:
+        y = inputs.zero_shot_labels(A, T, normalize)
+    else:
+        y = np.zeros(n, dtype=np.int64)
+    label_sim = inputs.label_similarity(B, T, y, normalize) if T is not None else np.zeros(n)
+    return A, B, y, label_sim
+
+
+def _load_engine(A, B, y, normalize, num_threads):
+    """Class-sorted, normalized float32 copy of the inputs inside the C++ engine (read in chunks)."""
+    from . import _core
+
+    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)
+    order = np.argsort(dense, kind="stable")
+    class_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    eng = _core.Engine(order.astype(np.int64), class_ptr, A.shape[1], bool(normalize), num_threads)
+    names = {1: ("emb_img", "a NaN or Inf"), 2: ("emb_txt", "a NaN or Inf"),
+             3: ("emb_img", "an all-zero row (cannot be normalized)"),
+             4: ("emb_txt", "an all-zero row (cannot be normalized)")}
+    n = len(A)
+    for start in tqdm(range(0, n, CHUNK_ROWS), desc="clipcov: load", unit="chunk",
+                      disable=None if n > 8 * CHUNK_ROWS else True, leave=False):
+        stop = min(n, start + CHUNK_ROWS)
+        a, b = A[start:stop], B[start:stop]
+        row, what = eng.load(start, a, b)
+        if what:
+            name, problem = names[what]
+            raise ValueError(f"{name} has {problem} in row {row}")
+        inputs.release_pages(a)
+        inputs.release_pages(b)
+    return eng, counts
+
+
+def _common(emb_img, emb_txt, objective, labels, class_emb, threshold, weights, normalize, device,
+            num_threads):
+    w = inputs.resolve_weights(objective, weights, threshold)
+    _backend(device)
+    threads = _num_threads(num_threads)
+    A, B, y, label_sim = _inputs(emb_img, emb_txt, labels, class_emb, normalize, w["label"])
+    return w, threads, A, B, y, label_sim
+
+
+def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0,
+           weights=None, budget="proportional", normalize=True, device="auto", num_threads=None):
+    """Choose k image-caption pairs by exact greedy maximization of the ClipCov objective.
+
+    emb_img, emb_txt: (n, d) image and caption embeddings of the same pairs (float16/32/64 arrays,
+    memory maps, torch tensors). k: an int, or a float in (0, 1) for a fraction of n.
+    labels: (n,) proxy classes; or class_emb: (K, d) class-prompt text embeddings for zero-shot
+    labels; neither: one class. budget: "proportional" class quotas or one "global" greedy.
+    weights: coverage, easiness, label, center, redundancy (xcov: easiness, label, center).
+    """
+    t0 = time.perf_counter()
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, objective, labels, class_emb, threshold,
+                                             weights, normalize, device, num_threads)
+    n = len(A)
+    k = inputs.parse_k(k, n)
+    timings = {"inputs": time.perf_counter() - t0}
+    if n == 0:
+        return Selection(np.zeros(0, np.int64), np.zeros(0), 0.0, y, 0, 0, objective, budget, timings)
+    eng, counts = _load_engine(A, B, y, normalize, threads)
+    timings["load"] = time.perf_counter() - t0 - timings["inputs"]
+    t1 = time.perf_counter()
+    eng.prepare(A, B, objective, k, float(threshold), w["coverage"], w["easiness"], w["center"],
+                w["redundancy"], w["label"] * label_sim)
+    timings["terms"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    idx, gains = eng.greedy(inputs.quotas(counts, k, budget), budget == "global")
+    timings["greedy"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    log.info("select %s: n=%d k=%d classes=%d in %.2fs (%s)", objective, n, k, len(counts),
+             timings["total"], ", ".join(f"{key} {v:.2f}s" for key, v in timings.items()))
+    return Selection(idx, gains, float(np.sum(gains)), y, k, n, objective, budget, timings)
+
+
+def terms(emb_img, emb_txt, *, labels=None, class_emb=None, threshold=0.0, weights=None,
+          normalize=True, num_threads=None):
+    """Per-example ClipCov terms: {coverage, easiness, label, center, utility, labels} (float64)."""
+    w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, "clipcov", labels, class_emb, threshold,
+                                             weights, normalize, "cpu", num_threads)
+    n = len(A)
+    if n == 0:
+        empty = np.zeros(0)
+        return {"coverage": empty, "easiness": empty, "label": empty, "center": empty,
+                "utility": empty, "labels": y}
+    eng, _ = _load_engine(A, B, y, normalize, threads)
+    eng.prepare(A, B, "clipcov", 0, float(threshold), w["coverage"], w["easiness"], w["center"],
+                w["redundancy"], w["label"] * label_sim)
+    out = {key: np.asarray(v) for key, v in eng.terms().items()}
+    out["label"] = label_sim
+    out["labels"] = y
+    return out

@@ -1,0 +1,41 @@
+"""The `clipcov` command line: one sub-command per stage.
+
+Each stage module exposes `register(subparsers)`, which adds its sub-command and sets `func`.
+"""
+import argparse
+import logging
+import sys
+
+from . import __version__
+from . import commands_select
+
+STAGES = [commands_select]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="clipcov", description="ClipCov data selection for CLIP training.")
+    parser.add_argument("--version", action="version", version=f"clipcov-fast {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for stage in STAGES:
+        stage.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"clipcov {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
