@@ -142,7 +142,7 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
                 w["redundancy"], w["label"] * label_sim)
     timings["terms"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    idx, gains = eng.greedy(inputs.quotas(counts, k, budget), budget == "global")
+    idx, gains = eng.greedy(inputs.quotas(counts, k, budget), k, budget == "global")
     timings["greedy"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     log.info("select %s: n=%d k=%d classes=%d in %.2fs (%s)", objective, n, k, len(counts),

@@ -1,0 +1,260 @@
+#include "cpu/engine.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <stdexcept>
+
+#include "core/greedy.hpp"
+#include "cpu/kernels.hpp"
+
+#include <cblas.h>  // scipy-openblas32: prefixed symbols (scipy_cblas_*, scipy_openblas_*)
+
+namespace clipcov {
+
+Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize,
+               int threads)
+    : threads_(std::max(1, threads)) {
+  st_.n = int64_t(order.size());
+  st_.d = d;
+  st_.normalize = normalize;
+  st_.order = std::move(order);
+  st_.class_ptr = std::move(class_ptr);
+  if (st_.class_ptr.empty() || st_.class_ptr.front() != 0 || st_.class_ptr.back() != st_.n)
+    throw std::invalid_argument("class_ptr must start at 0 and end at n");
+  pos_.assign(st_.n, -1);
+  for (int64_t s = 0; s < st_.n; ++s) {
+    const int64_t i = st_.order[s];
+    if (i < 0 || i >= st_.n || pos_[i] >= 0) throw std::invalid_argument("order must be a permutation");
+    pos_[i] = s;
+  }
+  st_.A.reset(new float[st_.n * d]);
+  st_.B.reset(new float[st_.n * d]);
+  st_.scaleA.assign(st_.n, 1.0);
+  st_.scaleB.assign(st_.n, 1.0);
+  st_.normA.assign(st_.n, 1.0);
+  st_.normB.assign(st_.n, 1.0);
+  st_.easy.assign(st_.n, 0.0);
+  // Parallelism comes from our OpenMP loops; each BLAS call runs on the thread that makes it.
+  scipy_openblas_set_num_threads(1);
+}
+
+std::pair<int64_t, int> Engine::load(int64_t start, const SourceView& a, const SourceView& b) {
+  const int64_t d = st_.d, rows = a.rows;
+  if (a.cols != d || b.cols != d || b.rows != rows || start < 0 || start + rows > st_.n)
+    throw std::invalid_argument("load: chunk does not fit the engine's shape");
+  std::vector<int64_t> first(5, INT64_MAX);  // first bad row per problem
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<double> x(d), y(d);
+    std::vector<int64_t> mine(5, INT64_MAX);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      a.row(r, x.data());
+      b.row(r, y.data());
+      double na = 0, nb = 0, ab = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        na += x[k] * x[k];
+        nb += y[k] * y[k];
+        ab += x[k] * y[k];
+      }
+      const int64_t i = start + r;
+      if (!std::isfinite(na) || !std::isfinite(nb)) {
+        // NaN/Inf in an input, or an overflow of the squared norm: name the input with a bad value.
+        bool bad_a = false;
+        for (int64_t k = 0; k < d; ++k) bad_a |= !std::isfinite(x[k]);
+        if (bad_a || !std::isfinite(na)) mine[kNonFiniteImg] = std::min(mine[kNonFiniteImg], i);
+        else mine[kNonFiniteTxt] = std::min(mine[kNonFiniteTxt], i);
+        continue;
+      }
+      na = std::sqrt(na);
+      nb = std::sqrt(nb);
+      if (st_.normalize && na == 0) { mine[kZeroImg] = std::min(mine[kZeroImg], i); continue; }
+      if (st_.normalize && nb == 0) { mine[kZeroTxt] = std::min(mine[kZeroTxt], i); continue; }
+      const int64_t s = pos_[i];
+      const double sa = st_.normalize ? 1.0 / na : 1.0, sb = st_.normalize ? 1.0 / nb : 1.0;
+      float* pa = st_.A.get() + s * d;
+      float* pb = st_.B.get() + s * d;
+      for (int64_t k = 0; k < d; ++k) {
+        pa[k] = float(x[k] * sa);
+        pb[k] = float(y[k] * sb);
+      }
+      st_.scaleA[s] = sa;
+      st_.scaleB[s] = sb;
+      st_.normA[s] = st_.normalize ? 1.0 : na;
+      st_.normB[s] = st_.normalize ? 1.0 : nb;
+      st_.easy[s] = ab * sa * sb;
+    }
+#pragma omp critical
+    for (int p = 1; p < 5; ++p) first[p] = std::min(first[p], mine[p]);
+  }
+  int best = kOk;
+  for (int p = 1; p < 5; ++p)
+    if (first[p] != INT64_MAX && (best == kOk || first[p] < first[best])) best = p;
+  return best == kOk ? std::make_pair(int64_t(-1), int(kOk)) : std::make_pair(first[best], best);
+}
+
+std::vector<int64_t> Engine::classes_by_size() const {
+  std::vector<int64_t> cls(st_.num_classes());
+  std::iota(cls.begin(), cls.end(), 0);
+  auto size = [&](int64_t c) { return st_.class_ptr[c + 1] - st_.class_ptr[c]; };
+  std::stable_sort(cls.begin(), cls.end(), [&](int64_t x, int64_t y) { return size(x) > size(y); });
+  return cls;
+}
+
+void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, double tau,
+                     const Weights& w, const double* extra) {
+  const int64_t n = st_.n, d = st_.d, K = st_.num_classes();
+  exact_ = ExactSimilarity{&st_, A, B};
+  xcov_ = xcov;
+  tau_ = tau;
+  w_ = w;
+  coverage_.assign(n, 0.0);
+  center_.assign(n, 0.0);
+  utility_.assign(n, 0.0);
+
+  // Centre penalty: class means, then for each class the mean of the other classes' means.
+  if (K > 1) {
+    std::vector<double> mu_img(K * d, 0.0), mu_txt(K * d, 0.0);
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
+    for (int64_t c = 0; c < K; ++c) {
+      const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
+      for (int64_t s = b; s < e; ++s)
+        for (int64_t j = 0; j < d; ++j) {
+          mu_img[c * d + j] += st_.a(s)[j];
+          mu_txt[c * d + j] += st_.b(s)[j];
+        }
+      for (int64_t j = 0; j < d; ++j) {
+        mu_img[c * d + j] /= double(e - b);
+        mu_txt[c * d + j] /= double(e - b);
+      }
+    }
+    std::vector<double> sum_img(d, 0.0), sum_txt(d, 0.0);
+    for (int64_t c = 0; c < K; ++c)
+      for (int64_t j = 0; j < d; ++j) {
+        sum_img[j] += mu_img[c * d + j];
+        sum_txt[j] += mu_txt[c * d + j];
+      }
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
+    for (int64_t c = 0; c < K; ++c) {
+      std::vector<double> o_img(d), o_txt(d);
+      for (int64_t j = 0; j < d; ++j) {
+        o_img[j] = (sum_img[j] - mu_img[c * d + j]) / double(K - 1);
+        o_txt[j] = (sum_txt[j] - mu_txt[c * d + j]) / double(K - 1);
+      }
+      for (int64_t s = st_.class_ptr[c]; s < st_.class_ptr[c + 1]; ++s)
+        center_[s] = dot_f64(st_.a(s), o_txt.data(), d) + dot_f64(st_.b(s), o_img.data(), d);
+    }
+  }
+
+  // Coverage (ClipCov) or the d x d initial gains (xcov). Large classes use all threads one after
+  // another; the rest run one class per thread.
+  const std::vector<int64_t> cls = classes_by_size();
+  const int64_t big = 4 * kTileRows * threads_;
+  auto per_class = [&](int64_t c, int threads) {
+    const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
+    if (xcov) xcov_initial(st_, b, e, double(k) / double(n), utility_.data() + b);
+    else coverage_class(st_, b, e, tau, exact_, threads, coverage_.data() + b);
+  };
+  size_t first_small = 0;
+  while (first_small < cls.size() && !xcov &&
+         st_.class_ptr[cls[first_small] + 1] - st_.class_ptr[cls[first_small]] >= big)
+    per_class(cls[first_small++], threads_);
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+  for (size_t t = first_small; t < cls.size(); ++t) per_class(cls[t], 1);
+
+  for (int64_t s = 0; s < n; ++s) {
+    const double rest = w.easiness * st_.easy[s] + extra[st_.order[s]] - w.center * center_[s];
+    utility_[s] = xcov ? utility_[s] + rest : w.coverage * coverage_[s] + rest;
+  }
+}
+
+void Engine::terms(double* coverage, double* easiness, double* center, double* utility) const {
+  for (int64_t s = 0; s < st_.n; ++s) {
+    const int64_t i = st_.order[s];
+    coverage[i] = coverage_[s];
+    easiness[i] = st_.easy[s];
+    center[i] = center_[s];
+    utility[i] = utility_[s];
+  }
+}
+
+// One class's greedy, yielding sorted rows.
+struct Engine::ClassRun {
+  virtual ~ClassRun() = default;
+  virtual bool next(int32_t& local, double& gain) = 0;
+};
+
+namespace {
+template <class G>
+struct RunOf : Engine::ClassRun {
+  G g;
+  explicit RunOf(G&& greedy) : g(std::move(greedy)) {}
+  bool next(int32_t& local, double& gain) override { return g.next(local, gain); }
+};
+template <class G>
+RunOf<G>* run_of(G&& g) { return new RunOf<G>(std::move(g)); }
+}  // namespace
+
+Engine::ClassRun* Engine::make_run(int64_t c) const {
+  const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
+  const int32_t m = int32_t(e - b);
+  const Store* st = &st_;
+  if (xcov_) {
+    auto update = [st, b, m](int32_t j, double* g, const char* picked) {
+      const float *aj = st->a(b + j), *bj = st->b(b + j);
+      for (int32_t i = 0; i < m; ++i)
+        if (!picked[i])
+          g[i] -= 2.0 * dot_f64(st->a(b + i), aj, st->d) * dot_f64(st->b(b + i), bj, st->d);
+    };
+    std::vector<double> g(utility_.begin() + b, utility_.begin() + e);
+    return run_of(EagerGreedy<decltype(update)>(std::move(g), update));
+  }
+  const ExactSimilarity* exact = &exact_;
+  const double tau = tau_;
+  auto weight = [st, b, tau, exact](int32_t i, int32_t j) { return pair_weight(*st, b + i, b + j, tau, *exact); };
+  return run_of(LazyGreedy<decltype(weight)>(utility_.data() + b, m, w_.redundancy / double(m), weight));
+}
+
+int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t* out_index, double* out_gain) {
+  const int64_t K = st_.num_classes();
+  int64_t done;
+  if (on_demand) {
+    // Global budget: a class advances only when the merge takes its head.
+    std::vector<std::unique_ptr<ClassRun>> runs(K);
+    done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
+      if (!runs[c]) runs[c].reset(make_run(c));
+      int32_t local;
+      if (!runs[c]->next(local, gain)) return false;
+      row = st_.order[st_.class_ptr[c] + local];
+      return true;
+    }, out_index, out_gain);
+  } else {
+    // Class quotas: every class runs to its quota in parallel, then the sequences are merged.
+    std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
+    const std::vector<int64_t> cls = classes_by_size();
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+    for (size_t t = 0; t < cls.size(); ++t) {
+      const int64_t c = cls[t];
+      if (quota[c] <= 0) continue;
+      std::unique_ptr<ClassRun> run(make_run(c));
+      int32_t local;
+      double gain;
+      seq[c].reserve(quota[c]);
+      while (int64_t(seq[c].size()) < quota[c] && run->next(local, gain))
+        seq[c].emplace_back(st_.order[st_.class_ptr[c] + local], gain);
+    }
+    std::vector<size_t> at(K, 0);
+    done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
+      if (at[c] >= seq[c].size()) return false;
+      std::tie(row, gain) = seq[c][at[c]++];
+      return true;
+    }, out_index, out_gain);
+  }
+  return done;
+}
+
+}  // namespace clipcov

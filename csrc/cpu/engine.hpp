@@ -1,0 +1,56 @@
+// The CPU engine: load (copy and check rows), prepare (per-example terms), greedy (pick order).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cpu/store.hpp"
+
+namespace clipcov {
+
+enum LoadProblem { kOk = 0, kNonFiniteImg = 1, kNonFiniteTxt = 2, kZeroImg = 3, kZeroTxt = 4 };
+
+struct Weights {
+  double coverage = 1, easiness = 2, center = 1, redundancy = 1;
+};
+
+class Engine {
+ public:
+  Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize, int threads);
+
+  // Copies original rows [start, start + rows) from the caller's arrays into the store.
+  // Returns the first bad original row and its problem, or {-1, kOk}.
+  std::pair<int64_t, int> load(int64_t start, const SourceView& a, const SourceView& b);
+
+  // Per-example terms and initial gains. extra[i] (original order) is added to every utility
+  // (the caller's w_label * <b_i, t_{y_i}>). A and B are the full original arrays.
+  void prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, double tau, const Weights& w,
+               const double* extra);
+
+  // Terms in original row order.
+  void terms(double* coverage, double* easiness, double* center, double* utility) const;
+
+  // quota[c] picks at most from class c; returns the number of picks written.
+  int64_t greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t* out_index, double* out_gain);
+
+  int64_t n() const { return st_.n; }
+  int64_t num_classes() const { return st_.num_classes(); }
+
+  struct ClassRun;  // one class's greedy (defined in engine.cpp)
+
+ private:
+  ClassRun* make_run(int64_t c) const;
+  std::vector<int64_t> classes_by_size() const;
+
+  Store st_;
+  int threads_;
+  std::vector<int64_t> pos_;  // original row -> sorted row
+  std::vector<double> coverage_, center_, utility_;  // sorted order; utility = initial gain
+  ExactSimilarity exact_{};
+  bool xcov_ = false;
+  double tau_ = 0.0;
+  Weights w_{};
+};
+
+}  // namespace clipcov

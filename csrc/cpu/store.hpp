@@ -1,0 +1,37 @@
+// The engine's copy of the inputs: rows grouped by class (stable, so ascending original index
+// inside a class), scaled to unit norm when asked, in float32 for the GEMMs; plus the float64
+// per-row facts the objective needs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/source.hpp"
+
+namespace clipcov {
+
+struct Store {
+  int64_t n = 0, d = 0;
+  bool normalize = true;
+  std::vector<int64_t> order;      // sorted row -> original row
+  std::vector<int64_t> class_ptr;  // class c holds sorted rows [class_ptr[c], class_ptr[c+1])
+  std::unique_ptr<float[]> A, B;   // n x d, sorted rows
+  std::vector<double> scaleA, scaleB;  // stored row = source row * scale (1/norm, or 1)
+  std::vector<double> normA, normB;    // norm of the stored row (1 when normalized)
+  std::vector<double> easy;            // <a_i, b_i> in float64 from the source
+
+  int64_t num_classes() const { return int64_t(class_ptr.size()) - 1; }
+  const float* a(int64_t s) const { return A.get() + s * d; }
+  const float* b(int64_t s) const { return B.get() + s * d; }
+};
+
+// Float64 similarity <a_si, b_sj> of two sorted rows, recomputed from the caller's arrays.
+struct ExactSimilarity {
+  const Store* st;
+  SourceView srcA, srcB;
+  double operator()(int64_t si, int64_t sj) const {
+    return source_dot(srcA, st->order[si], srcB, st->order[sj]) * st->scaleA[si] * st->scaleB[sj];
+  }
+};
+
+}  // namespace clipcov
