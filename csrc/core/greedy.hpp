@@ -1,12 +1,10 @@
-// The greedy itself, independent of how gains are computed.
+// The greedy's skeleton, independent of how gains are computed.
 //
 // Classes are independent (a pick changes only its own class's gains), so the global greedy is a
-// greedy per class plus a merge of the class heads by (gain desc, index asc). Within a class:
-// - LazyGreedy for the submodular ClipCov gain: stale gains are upper bounds, so a popped
-//   candidate is caught up only with the picks made since its last evaluation ("version");
-// - EagerGreedy for xcov, which is not submodular: every pick updates every unpicked gain.
-// Local indices ascend with the original row index, so "ties to the smallest local index" is the
-// contract's "ties to the smallest index".
+// greedy per class plus a merge of the class heads by (gain desc, index asc). Inside a class,
+// EagerGreedy serves xcov, which is not submodular: every pick updates every unpicked gain (the
+// ClipCov class greedy is cpu/class_greedy.hpp). Local indices ascend with the original row
+// index, so "ties to the smallest local index" is the contract's "ties to the smallest index".
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -19,60 +17,6 @@ namespace clipcov {
 inline bool ranks_below(double ga, int64_t ia, double gb, int64_t ib) {
   return ga < gb || (ga == gb && ia > ib);
 }
-
-// gain(i | S) = util[i] - scale * sum_{j in S} weight(i, j), with weight >= 0.
-template <class PairWeight>
-class LazyGreedy {
- public:
-  LazyGreedy(const double* util, int32_t m, double scale, PairWeight weight)
-      : scale_(scale), weight_(weight) {
-    heap_.reserve(m);
-    for (int32_t i = 0; i < m; ++i) heap_.push_back({util[i], i, 0});
-    std::make_heap(heap_.begin(), heap_.end(), below);
-  }
-
-  bool next(int32_t& local, double& gain) {
-    while (!heap_.empty()) {
-      std::pop_heap(heap_.begin(), heap_.end(), below);
-      Entry e = heap_.back();
-      heap_.pop_back();
-      const int32_t now = int32_t(picks_.size());
-      if (e.version < now && scale_ != 0.0) {
-        double sum = 0.0;
-        for (int32_t p = e.version; p < now; ++p) sum += weight_(e.local, picks_[p]);
-        e.gain -= scale_ * sum;
-        e.version = now;
-        evaluations_ += 1;
-        // Still ahead of every stale upper bound: it is the true maximum.
-        if (!heap_.empty() && below(e, heap_.front())) {
-          heap_.push_back(e);
-          std::push_heap(heap_.begin(), heap_.end(), below);
-          continue;
-        }
-      }
-      picks_.push_back(e.local);
-      local = e.local;
-      gain = e.gain;
-      return true;
-    }
-    return false;
-  }
-
-  int64_t evaluations() const { return evaluations_; }
-
- private:
-  struct Entry {
-    double gain;
-    int32_t local;
-    int32_t version;  // number of picks already subtracted from gain
-  };
-  static bool below(const Entry& a, const Entry& b) { return ranks_below(a.gain, a.local, b.gain, b.local); }
-  std::vector<Entry> heap_;
-  std::vector<int32_t> picks_;
-  double scale_;
-  PairWeight weight_;
-  int64_t evaluations_ = 0;
-};
 
 // Exact greedy with eager updates: update(j, gains, picked) subtracts pick j's effect from the
 // gains of all unpicked members. It runs at the next call, so a last pick costs no update.

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/greedy.hpp"
+#include "cpu/class_greedy.hpp"
 #include "cpu/kernels.hpp"
 
 #include <cblas.h>  // scipy-openblas32: prefixed symbols (scipy_cblas_*, scipy_openblas_*)
@@ -192,14 +193,13 @@ namespace {
 template <class G>
 struct RunOf : Engine::ClassRun {
   G g;
-  explicit RunOf(G&& greedy) : g(std::move(greedy)) {}
+  template <class... Args>
+  explicit RunOf(Args&&... args) : g(std::forward<Args>(args)...) {}
   bool next(int32_t& local, double& gain) override { return g.next(local, gain); }
 };
-template <class G>
-RunOf<G>* run_of(G&& g) { return new RunOf<G>(std::move(g)); }
 }  // namespace
 
-Engine::ClassRun* Engine::make_run(int64_t c) const {
+Engine::ClassRun* Engine::make_run(int64_t c, int64_t hint) const {
   const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
   const int32_t m = int32_t(e - b);
   const Store* st = &st_;
@@ -211,12 +211,9 @@ Engine::ClassRun* Engine::make_run(int64_t c) const {
           g[i] -= 2.0 * dot_f64(st->a(b + i), aj, st->d) * dot_f64(st->b(b + i), bj, st->d);
     };
     std::vector<double> g(utility_.begin() + b, utility_.begin() + e);
-    return run_of(EagerGreedy<decltype(update)>(std::move(g), update));
+    return new RunOf<EagerGreedy<decltype(update)>>(std::move(g), update);
   }
-  const ExactSimilarity* exact = &exact_;
-  const double tau = tau_;
-  auto weight = [st, b, tau, exact](int32_t i, int32_t j) { return pair_weight(*st, b + i, b + j, tau, *exact); };
-  return run_of(LazyGreedy<decltype(weight)>(utility_.data() + b, m, w_.redundancy / double(m), weight));
+  return new RunOf<LazyClassGreedy>(st_, b, e, utility_.data() + b, w_.redundancy / double(m), tau_, exact_, hint);
 }
 
 int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t* out_index, double* out_gain) {
@@ -226,7 +223,7 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
     // Global budget: a class advances only when the merge takes its head.
     std::vector<std::unique_ptr<ClassRun>> runs(K);
     done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
-      if (!runs[c]) runs[c].reset(make_run(c));
+      if (!runs[c]) runs[c].reset(make_run(c, 256));
       int32_t local;
       if (!runs[c]->next(local, gain)) return false;
       row = st_.order[st_.class_ptr[c] + local];
@@ -240,7 +237,7 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
     for (size_t t = 0; t < cls.size(); ++t) {
       const int64_t c = cls[t];
       if (quota[c] <= 0) continue;
-      std::unique_ptr<ClassRun> run(make_run(c));
+      std::unique_ptr<ClassRun> run(make_run(c, quota[c]));
       int32_t local;
       double gain;
       seq[c].reserve(quota[c]);

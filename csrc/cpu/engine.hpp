@@ -40,7 +40,7 @@ class Engine {
   struct ClassRun;  // one class's greedy (defined in engine.cpp)
 
  private:
-  ClassRun* make_run(int64_t c) const;
+  ClassRun* make_run(int64_t c, int64_t hint) const;
   std::vector<int64_t> classes_by_size() const;
 
   Store st_;

@@ -11,13 +11,6 @@
 
 namespace clipcov {
 
-float dot_f32(const float* x, const float* y, int64_t d) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < d; ++k) s += x[k] * y[k];
-  return s;
-}
-
 double dot_f64(const float* x, const float* y, int64_t d) {
   double s = 0.0;
 #pragma omp simd reduction(+ : s)
@@ -30,21 +23,6 @@ double dot_f64(const float* x, const double* y, int64_t d) {
 #pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < d; ++k) s += double(x[k]) * y[k];
   return s;
-}
-
-// s+ of one similarity computed in float32, decided in float64 when it is within the error band.
-static inline double thresholded(float s32, double tau, double band, int64_t si, int64_t sj,
-                                 const ExactSimilarity& exact) {
-  if (tau != 0.0 && std::fabs(double(s32) - tau) <= band) return splus(exact(si, sj), tau);
-  return splus(double(s32), tau);
-}
-
-double pair_weight(const Store& st, int64_t si, int64_t sj, double tau, const ExactSimilarity& exact) {
-  const double bound = f32_dot_error_bound(st.d);
-  float sij = dot_f32(st.a(si), st.b(sj), st.d);
-  float sji = dot_f32(st.a(sj), st.b(si), st.d);
-  return thresholded(sij, tau, bound * st.normA[si] * st.normB[sj], si, sj, exact) +
-         thresholded(sji, tau, bound * st.normA[sj] * st.normB[si], sj, si, exact);
 }
 
 void coverage_rows(const Store& st, int64_t b, int64_t e, int64_t i0, int64_t i1, double tau,

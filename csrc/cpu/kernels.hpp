@@ -20,11 +20,7 @@ void coverage_class(const Store& st, int64_t b, int64_t e, double tau, const Exa
 // xcov: g_i = 2 (k/n) a_i^T M_c b_i - |a_i|^2 |b_i|^2 for the class [b, e), in float64.
 void xcov_initial(const Store& st, int64_t b, int64_t e, double ratio, double* gains);
 
-float dot_f32(const float* x, const float* y, int64_t d);
 double dot_f64(const float* x, const float* y, int64_t d);
 double dot_f64(const float* x, const double* y, int64_t d);
-
-// w_ij = s+_ij + s+_ji for two sorted rows, with the float64 recheck near tau.
-double pair_weight(const Store& st, int64_t si, int64_t sj, double tau, const ExactSimilarity& exact);
 
 }  // namespace clipcov

@@ -2,6 +2,7 @@
 // inside a class), scaled to unit norm when asked, in float32 for the GEMMs; plus the float64
 // per-row facts the objective needs.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -31,6 +32,12 @@ struct ExactSimilarity {
   SourceView srcA, srcB;
   double operator()(int64_t si, int64_t sj) const {
     return source_dot(srcA, st->order[si], srcB, st->order[sj]) * st->scaleA[si] * st->scaleB[sj];
+  }
+  // s+ of <a_si, b_sj> given its float32 value: decided in float64 when within the error band.
+  double splus_checked(float s, double tau, int64_t si, int64_t sj) const {
+    if (tau != 0.0 && std::fabs(double(s) - tau) <= f32_dot_error_bound(st->d) * st->normA[si] * st->normB[sj])
+      return splus((*this)(si, sj), tau);
+    return splus(double(s), tau);
   }
 };
 
