@@ -1,0 +1,226 @@
+"""Baselines (random, clip_score, semdedup) against independent expectations."""
+import numpy as np
+import pytest
+
+from clipcov_fast import baselines
+
+
+def assert_valid(idx, n, k):
+    assert isinstance(idx, np.ndarray) and idx.dtype == np.int64
+    assert idx.shape == (k,)
+    assert len(np.unique(idx)) == k
+    assert k == 0 or (idx.min() >= 0 and idx.max() < n)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- random
+
+@pytest.mark.parametrize("n,k", [(0, 0), (1, 1), (10, 0), (10, 3), (10, 10), (1000, 250)])
+def test_random_valid(n, k):
+    assert_valid(baselines.random(n, k, seed=5), n, k)
+
+
+def test_random_seeded():
+    a = baselines.random(1000, 100, seed=7)
+    np.testing.assert_array_equal(a, baselines.random(1000, 100, seed=7))
+    assert not np.array_equal(a, baselines.random(1000, 100, seed=8))
+    assert sorted(baselines.random(10, 10, seed=1)) == list(range(10))
+
+
+def test_random_fraction():
+    assert_valid(baselines.random(1000, 0.25, seed=0), 1000, 250)
+
+
+def test_random_uniform():
+    """Each of 10 items is chosen with probability 3/10: chi-square over 2000 draws."""
+    counts = np.zeros(10)
+    for seed in range(2000):
+        counts[baselines.random(10, 3, seed=seed)] += 1
+    expected = 2000 * 3 / 10
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 27.9  # chi-square, 9 dof, p = 0.001 (draws are not independent across items: conservative)
+
+
+@pytest.mark.parametrize("n,k,err", [(10, 11, ValueError), (10, -1, ValueError), (-1, 0, ValueError),
+                                     (10, 1.5, ValueError), (10, True, TypeError), (10, "3", TypeError),
+                                     (2.5, 1, ValueError)])
+def test_random_errors(n, k, err):
+    with pytest.raises(err, match="k|n"):
+        baselines.random(n, k)
+
+
+# ---------------------------------------------------------------- clip_score
+
+def test_clip_score_matches_independent_sort():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((200, 8)) * rng.uniform(0.5, 3, (200, 1))
+    B = A + rng.standard_normal((200, 8))
+    An, Bn = unit(A), unit(B)
+    score = [float(sum(An[i, c] * Bn[i, c] for c in range(8))) for i in range(200)]
+    expected = sorted(range(200), key=lambda i: (-score[i], i))[:50]
+    got = baselines.clip_score(A, B, 50)
+    assert_valid(got, 200, 50)
+    assert got.tolist() == expected
+    # float32 inputs and a fraction for k give the same picks here (no near-ties)
+    assert baselines.clip_score(A.astype(np.float32), B.astype(np.float32), 0.25).tolist() == expected
+
+
+def test_clip_score_ties_and_no_normalize():
+    # e = [1, 2, 2, 0, 2, -1] exactly; ties go to the smaller index
+    A = np.array([[1.0, 0], [2, 0], [0, 1], [1, 1], [1, 0], [0, 1]])
+    B = np.array([[1.0, 5], [1, 7], [3, 2], [0, 0], [2, -4], [9, -1]])
+    assert baselines.clip_score(A, B, 6, normalize=False).tolist() == [1, 2, 4, 0, 3, 5]
+    assert baselines.clip_score(A, B, 2, normalize=False).tolist() == [1, 2]
+    assert baselines.clip_score(A, B, 0, normalize=False).tolist() == []
+
+
+def test_clip_score_normalize_ignores_scale():
+    # cosines: row 0 = 1, row 1 = 0, row 2 = cos(45 deg); raw products prefer row 1's long vectors
+    A = np.array([[1.0, 0], [10, 0], [1, 0]])
+    B = np.array([[0.1, 0], [0, 10], [1, 1]])
+    assert baselines.clip_score(A, B, 3).tolist() == [0, 2, 1]
+    assert baselines.clip_score(A, B, 3, normalize=False).tolist() == [2, 0, 1]
+
+
+def test_clip_score_errors():
+    A = np.ones((5, 3))
+    with pytest.raises(ValueError, match="same shape"):
+        baselines.clip_score(A, np.ones((5, 4)), 2)
+    with pytest.raises(ValueError, match="k must be between 0 and n = 5"):
+        baselines.clip_score(A, A, 6)
+    bad = A.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="emb_txt has a NaN or Inf in row 3"):
+        baselines.clip_score(A, bad, 2)
+    zero = A.copy()
+    zero[2] = 0
+    with pytest.raises(ValueError, match="emb_img has an all-zero row 2"):
+        baselines.clip_score(zero, A, 2)
+    assert len(baselines.clip_score(zero, A, 2, normalize=False)) == 2
+    with pytest.raises(ValueError, match="emb_img must be a 2-D array"):
+        baselines.clip_score(np.ones(5), np.ones(5), 2)
+    with pytest.raises(TypeError, match="emb_img must hold float"):
+        baselines.clip_score(np.ones((5, 3), dtype=int), A, 2)
+
+
+# ---------------------------------------------------------------- semdedup
+
+def planted_groups(n_groups=40, max_size=5, d=16, seed=0, noise=0.0):
+    """Well-separated base points, each repeated 1..max_size times (exact or near copies), shuffled."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n_groups, d))
+    sizes = rng.integers(1, max_size + 1, n_groups)
+    group = np.repeat(np.arange(n_groups), sizes)
+    X = base[group] + noise * rng.standard_normal((len(group), d))
+    perm = rng.permutation(len(group))
+    return X[perm], group[perm]
+
+
+@pytest.mark.parametrize("n_clusters", [None, 1, 5])
+def test_semdedup_keeps_one_per_exact_duplicate_group(n_clusters):
+    X, group = planted_groups()
+    k = group.max() + 1
+    got = baselines.semdedup(X, k, n_clusters=n_clusters)
+    assert_valid(got, len(X), k)
+    assert sorted(group[got]) == list(range(k))  # exactly one per group
+    # exact copies tie on centroid similarity, so the kept copy is the smallest index of its group
+    first = {g: int(np.flatnonzero(group == g).min()) for g in range(k)}
+    assert sorted(got.tolist()) == sorted(first.values())
+
+
+def test_semdedup_near_duplicates_and_extra_budget():
+    X, group = planted_groups(noise=1e-3, seed=1)
+    k = group.max() + 1
+    assert sorted(group[baselines.semdedup(X, k)]) == list(range(k))
+    # a larger budget keeps every group and adds duplicates on top
+    got = baselines.semdedup(X, k + 10)
+    assert_valid(got, len(X), k + 10)
+    assert set(group[got]) == set(range(k))
+    # the first k picks are still the one-per-group set (keep order: least redundant first)
+    assert sorted(group[got[:k]]) == list(range(k))
+
+
+def brute_semdedup_one_cluster(X, k):
+    """One cluster: centroid = normalized mean; rank by cosine to it; r_i = max cosine to earlier."""
+    Xn = unit(X)
+    c = Xn.mean(axis=0)
+    c /= np.linalg.norm(c)
+    to_c = Xn @ c
+    order = sorted(range(len(X)), key=lambda i: (-to_c[i], i))
+    r = {}
+    for pos, i in enumerate(order):
+        r[i] = max((float(Xn[i] @ Xn[j]) for j in order[:pos]), default=-np.inf)
+    return sorted(range(len(X)), key=lambda i: (r[i], i))[:k]
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 30, 40])
+def test_semdedup_brute_force_one_cluster(k):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 6)) + 1.5  # one lobe, so some cosines are close to 1
+    assert baselines.semdedup(X, k, n_clusters=1).tolist() == brute_semdedup_one_cluster(X, k)
+
+
+def test_semdedup_kmeans_is_a_fixed_point_assignment():
+    rng = np.random.default_rng(4)
+    X = unit(rng.standard_normal((300, 8))).astype(np.float32)
+    labels, C = baselines._kmeans(X, 10, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(labels, np.argmax(X @ C.T, axis=1))  # each point at its best centroid
+    again, _ = baselines._kmeans(X, 10, seed=0)
+    np.testing.assert_array_equal(labels, again)
+
+
+def test_semdedup_fewer_than_clusters_takes_heads_by_index():
+    """k below the cluster count: only cluster heads (r = -inf) survive, smaller indices first."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((200, 6))
+    Xn = unit(X).astype(np.float32)
+    labels, C = baselines._kmeans(Xn, 12, seed=1)
+    heads = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        sims = Xn[members].astype(np.float64) @ C[c].astype(np.float64)
+        heads.append(int(members[np.argmax(sims)]))  # first maximum: smaller index
+    assert len(heads) >= 6
+    assert baselines.semdedup(X, 5, n_clusters=12, seed=1).tolist() == sorted(heads)[:5]
+
+
+def test_semdedup_chunked_blocks_agree(monkeypatch):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((500, 12)) + 0.5
+    full = baselines.semdedup(X, 200, n_clusters=3, seed=2)
+    monkeypatch.setattr(baselines, "BLOCK_ENTRIES", 37)  # forces many small row chunks
+    np.testing.assert_array_equal(baselines.semdedup(X, 200, n_clusters=3, seed=2), full)
+
+
+def test_semdedup_deterministic_and_exact_k():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((400, 10)).astype(np.float32)
+    for k in (0, 1, 133, 400, 0.5):
+        n_k = int(400 * k) if isinstance(k, float) else k
+        got = baselines.semdedup(X, k, seed=3)
+        assert_valid(got, 400, n_k)
+        np.testing.assert_array_equal(got, baselines.semdedup(X, k, seed=3))
+
+
+def test_semdedup_errors():
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    with pytest.raises(ValueError, match="k must be between 0 and n = 20"):
+        baselines.semdedup(X, 21)
+    with pytest.raises(ValueError, match="n_clusters must be at most n = 20"):
+        baselines.semdedup(X, 5, n_clusters=21)
+    with pytest.raises(ValueError, match="n_clusters must be an int >= 1"):
+        baselines.semdedup(X, 5, n_clusters=0)
+    bad = X.copy()
+    bad[7, 0] = np.inf
+    with pytest.raises(ValueError, match="emb_img has a NaN or Inf in row 7"):
+        baselines.semdedup(bad, 5)
+    bad[7] = 0
+    with pytest.raises(ValueError, match="emb_img has an all-zero row 7"):
+        baselines.semdedup(bad, 5)
+    with pytest.raises(ValueError, match="emb_img must be a 2-D array"):
+        baselines.semdedup(X[0], 1)
+    assert_valid(baselines.semdedup(np.zeros((0, 4)), 0), 0, 0)
