@@ -7,9 +7,9 @@ import logging
 import sys
 
 from . import __version__
-from . import commands_select
+from . import commands_demo, commands_select
 
-STAGES = [commands_select]
+STAGES = [commands_select, commands_demo]
 
 
 def build_parser():

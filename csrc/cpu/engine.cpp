@@ -32,8 +32,8 @@ Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64
     if (i < 0 || i >= st_.n || pos_[i] >= 0) throw std::invalid_argument("order must be a permutation");
     pos_[i] = s;
   }
-  st_.A.reset(new float[st_.n * d]);
-  st_.B.reset(new float[st_.n * d]);
+  st_.A.allocate(st_.n * d);
+  st_.B.allocate(st_.n * d);
   st_.scaleA.assign(st_.n, 1.0);
   st_.scaleB.assign(st_.n, 1.0);
   st_.normA.assign(st_.n, 1.0);

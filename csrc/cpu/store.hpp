@@ -4,19 +4,41 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <memory>
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "core/source.hpp"
 
 namespace clipcov {
 
+// n x d floats, 2 MiB aligned and backed by huge pages where the kernel allows: the store is
+// gigabytes, and 4 KiB page faults on first touch cost seconds.
+struct RowBuffer {
+  float* data = nullptr;
+  void allocate(size_t count) {
+    release();
+    const size_t align = size_t(2) << 20, bytes = ((count * sizeof(float) + align - 1) / align) * align;
+    data = static_cast<float*>(std::aligned_alloc(align, bytes ? bytes : align));
+    if (!data) throw std::bad_alloc();
+    madvise(data, bytes, MADV_HUGEPAGE);
+  }
+  void release() { std::free(data); data = nullptr; }
+  RowBuffer() = default;
+  RowBuffer(const RowBuffer&) = delete;
+  RowBuffer& operator=(const RowBuffer&) = delete;
+  ~RowBuffer() { release(); }
+  float* get() const { return data; }
+};
+
 struct Store {
   int64_t n = 0, d = 0;
   bool normalize = true;
   std::vector<int64_t> order;      // sorted row -> original row
   std::vector<int64_t> class_ptr;  // class c holds sorted rows [class_ptr[c], class_ptr[c+1])
-  std::unique_ptr<float[]> A, B;   // n x d, sorted rows
+  RowBuffer A, B;                  // n x d, sorted rows
   std::vector<double> scaleA, scaleB;  // stored row = source row * scale (1/norm, or 1)
   std::vector<double> normA, normB;    // norm of the stored row (1 when normalized)
   std::vector<double> easy;            // <a_i, b_i> in float64 from the source
