@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <sys/mman.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <new>
 #include <vector>
 
@@ -14,18 +14,22 @@
 
 namespace clipcov {
 
-// n x d floats, 2 MiB aligned and backed by huge pages where the kernel allows: the store is
-// gigabytes, and 4 KiB page faults on first touch cost seconds.
+// n x d floats in one anonymous mapping, populated up front: the store is gigabytes, and taking
+// its pages one 4 KiB fault at a time on first touch costs seconds of kernel time.
 struct RowBuffer {
   float* data = nullptr;
+  size_t bytes = 0;
   void allocate(size_t count) {
     release();
-    const size_t align = size_t(2) << 20, bytes = ((count * sizeof(float) + align - 1) / align) * align;
-    data = static_cast<float*>(std::aligned_alloc(align, bytes ? bytes : align));
-    if (!data) throw std::bad_alloc();
-    madvise(data, bytes, MADV_HUGEPAGE);
+    bytes = std::max<size_t>(count * sizeof(float), 1);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data = static_cast<float*>(p);
   }
-  void release() { std::free(data); data = nullptr; }
+  void release() {
+    if (data) munmap(data, bytes);
+    data = nullptr;
+  }
   RowBuffer() = default;
   RowBuffer(const RowBuffer&) = delete;
   RowBuffer& operator=(const RowBuffer&) = delete;
