@@ -54,10 +54,14 @@ def _num_threads(num_threads):
 def _backend(device):
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    if device == "cuda":
-        raise ValueError("device='cuda' needs clipcov_fast built with CUDA and a usable GPU; "
-                         "this build has no CUDA backend")
-    return "cpu"
+    if device == "cpu":
+        return "cpu"
+    from . import gpu
+
+    usable, why = gpu.available()
+    if device == "cuda" and not usable:
+        raise ValueError(f"device='cuda' is not usable: {why}")
+    return "cuda" if usable else "cpu"
 
 
 def _inputs(emb_img, emb_txt, labels, class_emb, normalize, w_label):
@@ -128,6 +132,11 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
     t0 = time.perf_counter()
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    if _backend(device) == "cuda":
+        from . import gpu
+
+        return gpu.select(emb_img, emb_txt, k, objective=objective, labels=labels, class_emb=class_emb,
+                          threshold=threshold, weights=weights, budget=budget, normalize=normalize)
     w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, objective, labels, class_emb, threshold,
                                              weights, normalize, device, num_threads)
     n = len(A)
