@@ -7,9 +7,9 @@ import logging
 import sys
 
 from . import __version__
-from . import commands_select
+from . import commands_data, commands_select, embed, labels
 
-STAGES = [commands_select]
+STAGES = [commands_data, embed, labels, commands_select]
 
 
 def build_parser():
