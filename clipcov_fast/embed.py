@@ -58,6 +58,8 @@ def embed(data, model, out, *, checkpoint=None, batch_size=64, device="cpu", num
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint: no such file: {checkpoint}")
     source = open_source(data, img_key, caption_key, sep) if isinstance(data, (str, os.PathLike)) else data
     out = Path(out)
     n = len(source)
