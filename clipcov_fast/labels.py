@@ -91,7 +91,8 @@ def label(emb, classes="imagenet", prompt_set="openai", *, model=None, checkpoin
     io.save_npy(emb / "labels.npy", y)
     counts = np.bincount(y, minlength=len(names))
     io.save_json(emb / "labels.json", {
-        "classes": str(classes), "templates": str(prompt_set), "prompts_per_class": len(prompts), "model": model, "checkpoint": checkpoint, "class_names": names,
+        "classes": str(classes), "templates": str(prompt_set), "prompts_per_class": len(prompts),
+        "model": model, "checkpoint": checkpoint, "class_names": names,
         "counts": {n: int(c) for n, c in zip(names, counts)}})
     log.info("labelled %d pairs with %d classes (%d non-empty)", len(y), len(names), int((counts > 0).sum()))
     return y, T

@@ -122,7 +122,9 @@ def build_digits(writer, limit, rng):
     digits = load_digits()
     images = (digits.images * (255 / 16)).round().astype(np.uint8)
     n = len(images) if limit is None else min(limit, len(images))
-    write_items(writer, [(f"digits:{i}", lambda i=i: (Image.fromarray(images[i]), f"the number {DIGIT_NAMES[digits.target[i]]}",
-                                                      {"label": int(digits.target[i])}))
-                         for i in range(n)], n)
+    def make(i):
+        y = int(digits.target[i])
+        return Image.fromarray(images[i]), f"the number {DIGIT_NAMES[y]}", {"label": y}
+
+    write_items(writer, [(f"digits:{i}", lambda i=i: make(i)) for i in range(n)], n)
     return {"package": "scikit-learn", "class_names": list(DIGIT_NAMES)}

@@ -50,7 +50,8 @@ class Shards:
         self.n = sum(count_samples(s) for s in self.shards)
 
     def spec(self):
-        return {"kind": self.kind, "path": os.path.abspath(self.spec_text), "shards": [str(s.resolve()) for s in self.shards]}
+        return {"kind": self.kind, "path": os.path.abspath(self.spec_text),
+                "shards": [str(s.resolve()) for s in self.shards]}
 
     def __len__(self):
         return self.n
