@@ -5,10 +5,12 @@ PY := .venv/bin/python
 SETUP := .venv/.setup-done
 BUILT := .venv/.built
 export OMP_NUM_THREADS ?= 2
+# Debian packages the built-in pools are made from (scripts/setup.sh installs them when root)
+export APT_PACKAGES := dataset-fashion-mnist openclipart-svg tuxpaint-stamps-default fonts-noto-color-emoji libcairo2
 
 .PHONY: setup build test demo bench clean
 setup: $(SETUP)
-$(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt
+$(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt requirements/pipeline.txt
 	bash scripts/setup.sh
 	touch $@
 

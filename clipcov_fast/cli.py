@@ -7,9 +7,9 @@ import logging
 import sys
 
 from . import __version__
-from . import commands_demo, commands_select
+from . import commands_data, commands_demo, commands_select, embed, labels
 
-STAGES = [commands_select, commands_demo]
+STAGES = [commands_data, embed, labels, commands_select, commands_demo]
 
 
 def build_parser():

@@ -1,4 +1,5 @@
 """`clipcov select`: choose a subset from embedding files and write it with a JSON summary."""
+import json
 import time
 from pathlib import Path
 
@@ -82,7 +83,36 @@ def summary(sel, params):
     }
 
 
+def load_emb(args):
+    """Fill --img/--txt (and --labels/--class-emb when absent) from an embedding folder."""
+    emb = Path(args.emb)
+    if not (emb / "img.npy").is_file():
+        raise FileNotFoundError(f"--emb: no img.npy in {emb} (write one with clipcov embed)")
+    if args.img or args.txt:
+        raise ValueError("--emb replaces --img and --txt: give one or the other")
+    args.img, args.txt = str(emb / "img.npy"), str(emb / "txt.npy")
+    if not args.labels and (emb / "labels.npy").is_file():
+        args.labels = str(emb / "labels.npy")
+    if not args.class_emb and (emb / "class_emb.npy").is_file():
+        args.class_emb = str(emb / "class_emb.npy")
+    manifest = emb / "manifest.json"
+    return json.loads(manifest.read_text()) if manifest.is_file() else None
+
+
+def write_subset(manifest, emb, indices, out):
+    """The chosen pairs in the source's own format (table rows, shards, or a table for a folder)."""
+    from .data import from_spec
+
+    if not manifest or "data" not in manifest:
+        raise ValueError(f"--out: {emb} has no manifest.json naming its source data; use --out SUBSET.npy")
+    rows = load_array(Path(emb) / "rows.npy", "--emb")
+    return from_spec(manifest["data"]).write_subset(np.asarray(rows)[indices], out)
+
+
 def cmd_select(args):
+    manifest = load_emb(args) if args.emb else None
+    if not (args.img and args.txt):
+        raise ValueError("give --emb EMB, or both --img and --txt")
     img = load_array(args.img, "--img")
     txt = load_array(args.txt, "--txt")
     labels = load_array(args.labels, "--labels") if args.labels else None
@@ -92,19 +122,26 @@ def cmd_select(args):
                      budget=args.budget, threshold=args.threshold, weights=weights, seed=args.seed,
                      num_threads=args.num_threads, device=args.device)
     out = Path(args.out)
-    io.save_npy(out, sel.indices)
-    params = {key: getattr(args, key) for key in ("img", "txt", "labels", "class_emb", "k", "method",
+    params = {key: getattr(args, key) for key in ("emb", "img", "txt", "labels", "class_emb", "k", "method",
                                                   "budget", "threshold", "weights", "seed")}
-    io.save_json(out.with_suffix(".json"), summary(sel, params))
-    print(f"{sel!r}\nwrote {out} and {out.with_suffix('.json')}")
+    info = summary(sel, params)
+    if args.emb and out.suffix != ".npy":  # the subset in the source's format; indices beside it
+        info["subset"] = str(write_subset(manifest, args.emb, sel.indices, out))
+        out = out.with_suffix(".npy")
+    io.save_npy(out, sel.indices)
+    io.save_json(out.with_suffix(".json"), info)
+    print(f"{sel!r}\nwrote {info.get('subset', out)} and {out.with_suffix('.json')}")
 
 
 def register(sub):
     p = sub.add_parser("select", help="choose a subset from image/caption embeddings",
                        description="Choose k pairs from embedding .npy files (memory-mapped) and write "
                                    "their indices (SUBSET.npy) and a JSON summary beside them.")
-    p.add_argument("--img", required=True, help="image embeddings, (n, d) .npy")
-    p.add_argument("--txt", required=True, help="caption embeddings, (n, d) .npy")
+    p.add_argument("--emb", help="embedding folder of clipcov embed (img.npy, txt.npy, and labels.npy, "
+                                 "class_emb.npy when present); then --out SUBSET.tsv (or a folder for "
+                                 "shards) writes the chosen pairs in the source's own format")
+    p.add_argument("--img", help="image embeddings, (n, d) .npy")
+    p.add_argument("--txt", help="caption embeddings, (n, d) .npy")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--labels", help="proxy class of each pair, (n,) integer .npy")
     group.add_argument("--class-emb", help="class-prompt text embeddings, (K, d) .npy, for zero-shot labels")
@@ -116,5 +153,6 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random and semdedup baselines")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--num-threads", type=int, default=None)
-    p.add_argument("--out", required=True, help="SUBSET.npy (the summary goes to SUBSET.json)")
+    p.add_argument("--out", required=True, help="SUBSET.npy (the summary goes to SUBSET.json); with --emb also "
+                                                "SUBSET.tsv/.csv, or a folder for webdataset shards")
     p.set_defaults(func=cmd_select)
