@@ -26,7 +26,7 @@ demo: build
 	$(PY) -m clipcov_fast.cli demo --out demo_out
 
 bench: build
-	$(PY) -m pytest bench --benchmark-only --benchmark-json=bench/results/latest.json -q
+	$(PY) -m pytest bench -o addopts="" --benchmark-only --benchmark-json=bench/results/latest.json -q -p no:cacheprovider
 	$(PY) bench/report.py bench/results/latest.json
 
 clean:
