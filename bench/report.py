@@ -1,6 +1,9 @@
-"""Turn a pytest-benchmark JSON (make bench) into the table in docs/benchmarks.md and a plot.
+"""Turn pytest-benchmark JSONs (make bench) into the table in docs/benchmarks.md and a plot.
 
-    python bench/report.py bench/results/latest.json
+    python bench/report.py bench/results/latest.json [LATER.json ...]
+
+A row of a later file (same series, n, method) replaces the earlier one, so that a partial rerun
+(pytest -k) can update a full run.
 
 The table goes between the markers in docs/benchmarks.md; the plot to bench/results/scaling.png.
 """
@@ -73,9 +76,12 @@ def plot(rs, path):
     fig.savefig(path, dpi=110)
 
 
-def main(path):
-    results = json.loads(Path(path).read_text())
-    rs = rows(results)
+def main(*paths):
+    merged = {}
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        merged.update({(r["series"], r["n"], r["method"]): r for r in rows(results)})
+    rs = sorted(merged.values(), key=lambda r: (r["series"], r["n"], r["method"]))
     cpu = results.get("machine_info", {}).get("cpu", {}).get("brand_raw", platform.processor())
     machine = f"{cpu}, {results.get('machine_info', {}).get('cpu', {}).get('count', '?')} cores"
     plot(rs, ROOT / "bench" / "results" / "scaling.png")
@@ -87,4 +93,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
