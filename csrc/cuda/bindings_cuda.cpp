@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bind_common.hpp"
+
 #include "cuda/engine.hpp"
 
 namespace py = pybind11;
@@ -12,8 +14,7 @@ using clipcov::gpu::Engine;
 
 namespace {
 
-template <class T>
-using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using clipcov::carray;
 
 // A host numpy array (copied to the GPU by set_inputs) or a device array described by the tuple
 // (pointer, rows, cols, row stride in bytes, itemsize).
@@ -75,21 +76,8 @@ PYBIND11_MODULE(_cuda, m) {
              py::gil_scoped_release nogil;
              return e.prepare(objective == "xcov", k, tau, w, extra.data());
            })
-      .def("greedy",
-           [](Engine& e, carray<int64_t> quota, int64_t k, bool global_budget) {
-             if (quota.size() != e.num_classes()) throw py::value_error("quota must have one entry per class");
-             py::array_t<int64_t> idx(k);
-             py::array_t<double> gain(k);
-             int64_t done;
-             {
-               py::gil_scoped_release nogil;
-               done = e.greedy(quota.data(), global_budget, k, idx.mutable_data(), gain.mutable_data());
-             }
-             idx.resize({done});
-             gain.resize({done});
-             return py::make_tuple(idx, gain);
-           },
-           py::arg("quota"), py::arg("k"), py::arg("global_budget"))
+      .def("greedy", &clipcov::run_greedy<Engine>, py::arg("quota"), py::arg("k"), py::arg("global_budget"),
+           "Pick order (original rows) and gains; global_budget advances classes on demand")
       .def_property_readonly("n", &Engine::n)
       .def_property_readonly("num_classes", &Engine::num_classes);
 }
