@@ -32,6 +32,9 @@ def test_select_writes_indices_and_summary(files):
     counts = np.bincount(y[want.indices], minlength=4)
     assert {c: v["subset"] for c, v in summary["per_class"].items()} == {str(c): int(counts[c]) for c in range(4)}
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+    plain = d / "plain.txt"
+    plain.write_text("x")  # outputs get the permissions of an ordinary file, not mkstemp's 0600
+    assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 @pytest.mark.parametrize("method", ["xcov", "random", "clip_score", "semdedup"])
