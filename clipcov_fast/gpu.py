@@ -5,6 +5,7 @@ tensors and cupy arrays are read in place through __cuda_array_interface__ (no h
 The pick-deciding arithmetic is float64 except the coverage tiles (float32 FMA with float64 sums
 and a float64 recheck near the threshold); docs/gpu.md gives the argument.
 """
+import functools
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ from . import inputs
 _DTYPES = {"<f2": 2, "<f4": 4, "<f8": 8}
 
 
+@functools.lru_cache(maxsize=1)  # asked on every select(device="auto"); the answer does not change
 def available():
     """(True, description) when the CUDA module is built and a GPU answers, else (False, reason)."""
     try:
