@@ -7,9 +7,9 @@ import logging
 import sys
 
 from . import __version__
-from . import commands_data, commands_demo, commands_select, embed, labels
+from . import commands_data, commands_demo, commands_select, embed, evaluate, experiment, labels, train
 
-STAGES = [commands_data, embed, labels, commands_select, commands_demo]
+STAGES = [commands_data, embed, labels, commands_select, train, evaluate, experiment, commands_demo]
 
 
 def build_parser():
