@@ -239,21 +239,26 @@ def train_students(tasks, jobs, progress=True):
 
     from tqdm.auto import tqdm
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker) as pool:
-        futures = {pool.submit(_student, task): key for key, task in tasks.items()}
-        with tqdm(total=len(futures), desc="students", unit="model", disable=not progress,
-                  file=sys.stdout) as bar:
+    with tqdm(total=len(tasks), desc="students", unit="model", disable=not progress, file=sys.stdout) as bar:
+        def done(key, result):
+            bar.set_postfix_str(f"{key[0]} {key[1]:g} s{key[2]}: top-1 {result['zero_shot']['top1']:.1%}")
+            bar.update()
+            return key, result
+
+        if jobs == 1:  # in this process: no start-up cost per student (tests, debugging)
+            for key, task in tasks.items():
+                yield done(key, _student(task))
+            return
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = {pool.submit(_student, task): key for key, task in tasks.items()}
             for f in as_completed(futures):
-                key, result = futures[f], f.result()
-                bar.set_postfix_str(f"{key[0]} {key[1]:g} s{key[2]}: top-1 {result['zero_shot']['top1']:.1%}")
-                bar.update()
-                yield key, result
+                yield done(futures[f], f.result())
 
 
 def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
     """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
-    from . import embed, evaluate, labels
+    from . import embed, evaluate, labels, models
     from .experiment_report import write_report
 
     cfg = make_config(config, **overrides)
@@ -280,7 +285,8 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     templates = templates_file(work)
     labels.label(emb, "fashion-mnist", templates)
     stage("embed+labels")
-    proxy_res = _cached_json(work / "proxy-eval.json", ckpt, lambda: evaluate.evaluate(
+    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES]
+    proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
         model, test, checkpoint=ckpt, templates=templates, limit=cfg.proxy_eval, retrieval_limit=0))
     stage("proxy-eval")
     subsets, pool_rows = select_subsets(cfg, work, web, emb)
@@ -289,11 +295,11 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
                    "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
                    "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
-                   "templates": str(Path(templates).resolve())}
+                   "templates": str(Path(templates).resolve()), "data_sha256": models.file_sha256(path)}
              for key, path in subsets.items()}
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
-    report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work),
+    report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
               "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
                         "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
@@ -309,11 +315,14 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
 
 
 def _emb_ok(emb, ckpt):
+    from .models import file_sha256
+
     m = emb / "manifest.json"
-    return m.is_file() and json.loads(m.read_text()).get("checkpoint") == str(Path(ckpt).resolve())
+    return m.is_file() and json.loads(m.read_text()).get("checkpoint_sha256") == file_sha256(ckpt)
 
 
 def _cached_json(path, key, make):
+    key = json.loads(json.dumps(key))  # as it reads back from the file
     if path.is_file():
         data = json.loads(path.read_text())
         if data.get("key") == key:
