@@ -137,7 +137,7 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
         raise ValueError(f"--model: unknown open_clip model {model!r}; shipped here: {', '.join(models.NAMES)}")
     out = Path(out)
     settings_path = out / "train.json"
-    if not resume and (out / "out.log").exists():
+    if not resume and _rank() == 0 and (out / "out.log").exists():  # other ranks would see rank 0's log
         raise ValueError(f"--out: {out} already holds a run; pass --resume to continue it, or choose another folder")
     if resume and settings_path.is_file():
         old = json.loads(settings_path.read_text())
