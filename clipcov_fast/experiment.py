@@ -172,8 +172,8 @@ def select_subsets(cfg, work, web, emb):
         for seed in cfg.seeds:
             for method in cfg.methods:
                 key = (method, budget, seed)
-                if method == "full":
-                    subsets[key], pool_rows[key] = web / "pairs.tsv", rows
+                if method == "full":  # one full-pool student per seed, whatever the budgets
+                    subsets[("full", 1.0, seed)], pool_rows[("full", 1.0, seed)] = web / "pairs.tsv", rows
                     continue
                 name, budget_rule = ("clipcov", "global") if method == "clipcov-global" else (method, "proportional")
                 sel = run_method(name, img, txt, k, labels=labels, class_emb=class_emb, budget=budget_rule,
@@ -308,7 +308,8 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
                             "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],
-                            "train_s": round(r["train_s"], 1)} for k, r in sorted(results.items())]}
+                            "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)}
+                           for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))
     log.info("wrote %s", ", ".join(map(str, paths)))
     return report
