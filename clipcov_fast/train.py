@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,9 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
 
     log.info("training %s on %d pairs of %s: %d steps of %d (%d epochs) into %s", model, n, data, total,
              batch_size, epochs, out)
-    with _keep_logging():
+    with _keep_logging(), warnings.catch_warnings():
+        # its DataLoader always asks for pinned memory, which only means something with a GPU
+        warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator")
         code = open_clip_train_main(args)
     if code not in (None, 0):
         raise ValueError(f"open_clip_train stopped with code {code}; see {out / 'out.log'}")
