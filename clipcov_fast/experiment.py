@@ -29,6 +29,10 @@ PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
 # Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
 TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",
              "a black and white photo of the {}.", "a close-up photo of a {}.")
+# Class names for the prompts: the everyday word of each Fashion-MNIST class, as the pool's captions use it.
+# (The dataset's own "trouser" never occurs in a caption: with it, no model here ever predicts that class.)
+CLASS_NAMES = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+               "ankle boot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +57,9 @@ class Config:
 
 
 CONFIGS = {
-    # fits `make demo` (15 minutes on 2 cores): one budget, 2 seeds, a 4,400-pair pool
-    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=2000, budgets=(0.1,), seeds=(0, 1),
-                    steps=300, proxy_eval=1000),
+    # fits `make demo` (15 minutes on 2 cores): a 4,400-pair pool, one budget, 2 seeds, short students
+    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=1500, budgets=(0.1,), seeds=(0, 1),
+                    steps=250, batch_size=64, proxy_eval=1000),
     # the probe's scale: an 17,600-pair pool, 3 budgets, 3 seeds
     "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.2),
                    seeds=(0, 1, 2), steps=600),
@@ -152,10 +156,12 @@ def fit_proxy(cfg, work, proxy_pool):
     return model, ckpt
 
 
-def templates_file(work):
-    path = Path(work) / "templates.txt"
-    io.save_text(path, "\n".join(TEMPLATES) + "\n")
-    return str(path)
+def prompt_files(work):
+    """WORK/templates.txt and WORK/classes.txt, the prompts of proxy labels and of every evaluation."""
+    paths = Path(work) / "templates.txt", Path(work) / "classes.txt"
+    for path, lines in zip(paths, (TEMPLATES, CLASS_NAMES)):
+        io.save_text(path, "\n".join(lines) + "\n")
+    return tuple(str(p.resolve()) for p in paths)
 
 
 def select_subsets(cfg, work, web, emb):
@@ -220,7 +226,7 @@ def _student(task):
                            lr=task["lr"], seed=task["seed"], log_every=100, threads=1)
         t1 = time.perf_counter()
         res = evaluate.evaluate(task["student"], task["test"], checkpoint=info["checkpoint"],
-                                templates=task["templates"], retrieval_limit=0)
+                                templates=task["templates"], classes=task["classes"], retrieval_limit=0)
     result = {"task": task, "zero_shot": {k: v for k, v in res["zero_shot"].items()},
               "train_s": t1 - t0, "eval_s": time.perf_counter() - t1, "steps": info["steps"]}
     io.save_json(done, result)
@@ -282,12 +288,13 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     emb = work / f"emb-{Path(model).name}"
     stale = (emb / "manifest.json").is_file() and not _emb_ok(emb, ckpt)  # made with other proxy weights
     embed.embed(web / "pairs.tsv", model, emb, checkpoint=ckpt, batch_size=128, num_workers=0, overwrite=stale)
-    templates = templates_file(work)
-    labels.label(emb, "fashion-mnist", templates)
+    templates, classes = prompt_files(work)
+    labels.label(emb, classes, templates)
     stage("embed+labels")
-    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES]
+    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, CLASS_NAMES]
     proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
-        model, test, checkpoint=ckpt, templates=templates, limit=cfg.proxy_eval, retrieval_limit=0))
+        model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
+        retrieval_limit=0))
     stage("proxy-eval")
     subsets, pool_rows = select_subsets(cfg, work, web, emb)
     diag = {key: diagnostics(web, rows) for key, rows in pool_rows.items()}
@@ -295,11 +302,12 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
                    "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
                    "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
-                   "templates": str(Path(templates).resolve()), "data_sha256": models.file_sha256(path)}
+                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path)}
              for key, path in subsets.items()}
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
+              "class_names": CLASS_NAMES,
               "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
                         "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),

@@ -54,12 +54,14 @@ def markdown(report, summary):
         f"- Proxy: `{proxy['spec']}` ({proxy['model']}), fitted on `{Path(proxy['fitted_on']).name}` "
         f"(Fashion-MNIST training images never in the pool, clean captions): zero-shot top-1 "
         f"{z['top1']:.1%} on {proxy['test_images']} test images. Proxy classes: zero-shot over the 10 "
-        "Fashion-MNIST class names with the prompt templates below.",
+        "Fashion-MNIST classes with the prompts below.",
         f"- Students: a fresh `{cfg['student']}` per subset, {cfg['steps']} steps of batch {cfg['batch_size']} "
         f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
         f"{', '.join(map(str, cfg['seeds']))}.",
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
-        f"seeds; class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])}.",
+        f"seeds; class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
+        f"class names {', '.join(report['class_names'])} (the words the captions use; the dataset's own "
+        "'trouser' never occurs in them).",
         "",
         "## Zero-shot top-1 (%)",
         "",
