@@ -168,6 +168,7 @@ def fit_heads(model, img, txt, *, epochs=3, batch_size=256, lr=1e-3, seed=0):
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.1)
     loss_fn = ClipLoss()
     img, txt = torch.from_numpy(img), torch.from_numpy(txt)
+    batch_size = max(2, min(batch_size, len(img)))  # a small proxy set still gets one step an epoch
     losses = []
     model.train()
     for _ in range(epochs):

