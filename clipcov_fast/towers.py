@@ -208,6 +208,7 @@ def fit(pairs, out, *, dim=128, epochs=3, batch_size=256, lr=1e-3, seed=0):
             log.info("proxy heads are cached in %s", heads)
             return heads
     table = Table(pairs)
+    torch.manual_seed(seed)  # the heads' initial weights
     model, pre, tok = build(dim)
     cache = out / "features.npz"
     key = np.array(f"{settings['pairs']}:{len(table)}:{IMAGE_SIZE}px")
