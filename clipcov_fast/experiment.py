@@ -235,7 +235,7 @@ def _student(task):
 
 def _init_worker():
     os.environ["OMP_NUM_THREADS"] = "1"
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)  # open_clip warns of random weights for every fresh student
 
 
 def train_students(tasks, jobs, progress=True):
