@@ -7,9 +7,9 @@ import logging
 import sys
 
 from . import __version__
-from . import commands_data, commands_demo, commands_select, embed, labels
+from . import commands_data, commands_demo, commands_select, embed, evaluate, experiment, labels, train
 
-STAGES = [commands_data, embed, labels, commands_select, commands_demo]
+STAGES = [commands_data, embed, labels, commands_select, train, evaluate, experiment, commands_demo]
 
 
 def build_parser():
@@ -25,8 +25,10 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # our loggers at INFO; other libraries' (open_clip logs model building to the root logger) at WARNING
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("clipcov_fast").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -36,9 +36,19 @@ def load(name, checkpoint=None, device="cpu", seed=0):
     import open_clip
     import torch
 
+    from .. import towers
+
+    if name == towers.NAME:  # the locked-tower proxy; without a checkpoint, the cached default heads
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"--checkpoint: no such file: {checkpoint}")
+        if checkpoint is None:
+            from .. import cache
+            checkpoint = cache.proxy_heads()
+        return towers.load(checkpoint, device=device)
     register()
     if name not in open_clip.list_models():
-        raise ValueError(f"--model: unknown open_clip model {name!r}; shipped here: {', '.join(NAMES)}")
+        raise ValueError(f"--model: unknown open_clip model {name!r}; shipped here: "
+                         f"{', '.join(NAMES)}, and the locked-tower proxy {towers.NAME}")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint: no such file: {checkpoint}")
     torch.manual_seed(seed)

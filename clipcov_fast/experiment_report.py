@@ -1,0 +1,198 @@
+"""The experiment's report: results.json (everything), results.md (tables) and results.png (plot)."""
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+
+LABELS = {"clipcov": "ClipCov (proportional)", "clipcov-global": "ClipCov (global)", "xcov": "xcov",
+          "random": "random", "clip_score": "CLIP score", "semdedup": "SemDeDup", "full": "full pool"}
+KINDS = ("clean", "misaligned", "generic", "near_duplicate")
+
+
+def summarize(students):
+    """{(method, budget): {"top1": (mean, std, n), ... diagnostics averaged over seeds}}."""
+    groups = {}
+    for s in students:
+        groups.setdefault((s["method"], s["budget"]), []).append(s)
+    out = {}
+    for key, rows in groups.items():
+        stats = {}
+        for m in ("top1", "top5", "mean_per_class_recall"):
+            v = np.array([r[m] for r in rows])
+            stats[m] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
+        stats["fractions"] = {k: float(np.mean([r["fractions"][k] for r in rows])) for k in KINDS}
+        stats["distinct_images"] = float(np.mean([r["distinct_images"] for r in rows]))
+        stats["class_counts"] = rows[0]["class_counts"]  # of the first seed (deterministic methods: all seeds)
+        stats["pairs"] = rows[0]["pairs"]
+        out[key] = stats
+    return out
+
+
+def _pm(stat, scale=100):
+    mean, std, n = stat
+    return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
+
+
+def markdown(report, summary):
+    cfg, proxy = report["config"], report["proxy"]
+    methods = [m for m in LABELS if any(k[0] == m for k in summary)]
+    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    z = proxy["zero_shot_on_test"]
+    lines = [
+        f"# Miniature ClipCov experiment: `{cfg['name']}` config",
+        "",
+        f"Written by `clipcov experiment` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
+        f"total {report['total_seconds'] / 60:.1f} min" + (f"; command `{report['command']}`." if report.get("command") else "."),
+        "",
+        f"- Pool: built-in `fashion-web`, {report['pool']['pairs']} pairs ({cfg['pool']} Fashion-MNIST training "
+        "images with web-like captions: 15% misaligned, 10% generic, plus 10% near-duplicates of 1% of the images).",
+        f"- Proxy: `{proxy['spec']}` ({proxy['model']}), fitted on `{Path(proxy['fitted_on']).name}` "
+        f"(Fashion-MNIST training images never in the pool, clean captions): zero-shot top-1 "
+        f"{z['top1']:.1%} on {proxy['test_images']} test images. Proxy classes: zero-shot over the 10 "
+        "Fashion-MNIST classes with the prompts below.",
+        f"- Students: a fresh `{cfg['student']}` per subset, {cfg['steps']} steps of batch {cfg['batch_size']} "
+        f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
+        f"{', '.join(map(str, cfg['seeds']))}.",
+        f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
+        f"seeds; class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
+        f"class names {', '.join(report['class_names'])} (the words the captions use; the dataset's own "
+        "'trouser' never occurs in them).",
+        "",
+        "## Zero-shot top-1 (%)",
+        "",
+        "| method | " + " | ".join(f"{b:.0%}" for b in budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
+    for m in methods:
+        if m == "full":
+            stat = next(v for k, v in summary.items() if k[0] == "full")
+            lines.append(f"| {LABELS[m]} (100%) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
+        else:
+            lines.append(f"| {LABELS[m]} | " + " | ".join(
+                _pm(summary[(m, b)]["top1"]) if (m, b) in summary else "" for b in budgets) + " |")
+    for b in budgets:
+        lines += ["", f"## What each {b:.0%} subset holds (top-5, per-class recall, and the pool's own records)", "",
+                  "| method | top-1 | top-5 | mean per-class recall | pairs | distinct images | clean | misaligned "
+                  "| generic | near-dup. | per-class counts (true classes 0-9) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for m in methods:
+            key = next((k for k in summary if k[0] == m and (m == "full" or k[1] == b)), None)
+            if key is None:
+                continue
+            s = summary[key]
+            f = s["fractions"]
+            lines.append(f"| {LABELS[m]} | {_pm(s['top1'])} | {_pm(s['top5'])} | {_pm(s['mean_per_class_recall'])} "
+                         f"| {s['pairs']} | {s['distinct_images']:.0f} | " +
+                         " | ".join(f"{100 * f[k]:.0f}%" for k in KINDS) +
+                         f" | {' '.join(map(str, s['class_counts']))} |")
+    lines += ["", "## Reading it", ""] + verdict(summary, budgets) + [
+        "",
+        f"Stage times (s): {', '.join(f'{k} {v:g}' for k, v in report['stage_seconds'].items())}. "
+        "Per-student numbers are in results.json; the plot is results.png.",
+    ]
+    if cfg["name"] != "full":
+        import dataclasses
+
+        from .experiment import CONFIGS
+        full = dataclasses.asdict(CONFIGS["full"])
+        lines.append(f"The `full` config (not run here) would take about "
+                     f"{estimate_seconds(report, full) / 60:.0f} minutes on this machine, extrapolated from "
+                     "these stage times (data stages by pool size, students by count and steps).")
+    return "\n".join(lines) + "\n"
+
+
+def estimate_seconds(report, cfg):
+    """Run time of config `cfg` (a dict) extrapolated from this run's stage times: data stages scale with
+    the pairs they touch, students with their number and steps. An estimate, not a measurement."""
+    mine, times = report["config"], report["stage_seconds"]
+    pool, proxy = cfg["pool"] / mine["pool"], cfg["proxy_pairs"] / mine["proxy_pairs"]
+    students = [s["train_s"] * cfg["steps"] / mine["steps"] + s["eval_s"] * cfg["test"] / mine["test"]
+                for s in report["students"]]
+    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - ("full" in cfg["methods"]))
+                             + ("full" in cfg["methods"]))
+    per_student = float(np.mean(students)) if students else 0.0
+    return (times.get("pools", 0) * pool + times.get("proxy", 0) * proxy + times.get("embed+labels", 0) * pool
+            + times.get("proxy-eval", 0) * cfg["proxy_eval"] / mine["proxy_eval"]
+            + n * per_student / cfg["jobs"])
+
+
+def verdict(summary, budgets):
+    """Plain statements of who won, computed from the numbers (no interpretation beyond them)."""
+    out = []
+    for b in budgets:
+        ranked = sorted(((v["top1"], m) for (m, bb), v in summary.items() if bb == b and m != "full"),
+                        key=lambda x: -x[0][0])
+        if not ranked:
+            continue
+        (best, m), *_ = ranked
+        text = f"- At {b:.0%}: best {LABELS[m]} ({_pm(best)})"
+        if ("clipcov", b) in summary and ("random", b) in summary:
+            d = summary[("clipcov", b)]["top1"][0] - summary[("random", b)]["top1"][0]
+            text += f"; ClipCov (proportional) minus random: {100 * d:+.1f} points"
+        full = next((v for k, v in summary.items() if k[0] == "full"), None)
+        if full:
+            text += f"; full pool {_pm(full['top1'])}"
+        n = ranked[0][0][2]
+        out.append(text + (f" (n = {n} seeds; differences within about one standard deviation are not "
+                           "resolved)." if n > 1 else " (one seed: differences of a few points are within noise)."))
+    return out
+
+
+def plot(path, summary):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    ax = axes[0]
+    for m in LABELS:
+        if m == "full":
+            continue
+        pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
+        if pts:  # methods side by side around each budget, so equal scores stay visible
+            dodge = 1.04 ** (list(LABELS).index(m) - 2.5)  # on the log axis: the same shift at every budget
+            ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
+                        marker="o", capsize=3, label=LABELS[m])
+    full = next((v for k, v in summary.items() if k[0] == "full"), None)
+    if full:
+        ax.axhline(100 * full["top1"][0], color="k", ls="--", lw=1, label="full pool")
+    ax.set_xscale("log")
+    ax.set(title="student zero-shot top-1 vs subset size", xlabel="subset size (% of the pool, log scale)",
+           ylabel="top-1 on Fashion-MNIST test (%)")
+    ax.set_xticks([100 * b for b in budgets], [f"{b:.0%}" for b in budgets])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    b = budgets[len(budgets) // 2]
+    keys = [k for m in LABELS for k in summary if k[0] == m and (m == "full" or k[1] == b)]
+    bottom = np.zeros(len(keys))
+    for kind in KINDS:
+        share = np.array([summary[k]["fractions"][kind] for k in keys])
+        ax.bar([LABELS[k[0]].replace(" (", "\n(") for k in keys], share, bottom=bottom, label=kind)
+        bottom += share
+    ax.set(title=f"what each {b:.0%} subset holds", ylabel="share of pairs", ylim=(0, 1.2))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=8, ncol=4, loc="upper center")
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_report(report, out):
+    """OUT/results.json, results.md and results.png; returns their paths."""
+    out = Path(out)
+    summary = summarize(report["students"])
+    report = dict(report, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+    paths = out / "results.json", out / "results.md", out / "results.png"
+    io.save_json(paths[0], report)
+    io.save_text(paths[1], markdown(report, summary))
+    plot(paths[2], summary)
+    return paths

@@ -1,0 +1,219 @@
+"""`clipcov train`: train a CLIP on a subset with open_clip's own trainer (open_clip_train), in-process.
+
+We only translate our options into open_clip_train's argv, register our model configs, and write the
+training table open_clip_train reads (its csv reader resolves image paths from the working
+directory, so the table gets absolute paths). Output folder RUN: open_clip_train's out.log,
+params.txt and checkpoints/epoch_N.pt; plus RUN/train.tsv and RUN/train.json (our settings).
+
+`--steps N` fixes the number of optimizer steps whatever the subset size (the experiment compares
+subsets and the full pool at equal compute): the table then holds the subset repeated in fresh
+seeded shuffles, cut to N x batch rows per epoch.
+
+Defaults suit a CPU and tiny models. The paper's settings for real runs (ResNet-50 + text
+transformer from scratch on 5-10% of CC3M, batch 512 on 2 GPUs, 30 epochs):
+    --lr 5e-4 --beta1 0.9 --beta2 0.999 --eps 1e-8 --wd 0.1 --warmup 10000 --epochs 30
+which are the defaults here except warmup (scaled down for short runs) and batch size.
+Multi-GPU / multi-node: run this same command under torchrun; open_clip_train picks up the
+distributed environment (see docs/experiment.md for the exact command).
+"""
+import contextlib
+import csv
+import io as _io
+import json
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import io, models
+
+log = logging.getLogger("clipcov_fast.train")
+PAPER = {"lr": 5e-4, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.1, "warmup": 10000,
+         "batch_size": 256, "epochs": 30}  # batch 512 over 2 GPUs = 256 per GPU
+
+
+def _rank():
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+
+
+def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, img_key="filepath",
+                   caption_key="title", sep=None):
+    """Write out (a TSV with absolute image paths: filepath, title) from a table; with `steps`, the
+    rows repeat in seeded shuffles up to ceil(steps / epochs) x batch_size rows (one epoch).
+    Returns (path, rows in the source, rows written)."""
+    from .data.table import Table
+
+    table = Table(data, img_key=img_key, caption_key=caption_key, sep=sep)
+    n = len(table)
+    if n == 0:
+        raise ValueError(f"--data: {data} has no rows")
+    order = np.arange(n)
+    if steps is not None:
+        want = math.ceil(steps / epochs) * batch_size
+        rng = np.random.default_rng(seed)
+        order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(want / n))])[:want]
+    elif n < batch_size:
+        raise ValueError(f"--data: {n} pairs is less than one batch ({batch_size}); lower --batch-size "
+                         "or pass --steps")
+    buf = _io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow(["filepath", "title"])
+    for i in order:  # captions on one line: open_clip reads the table with pandas
+        w.writerow([str(table.image_path(i).resolve()), " ".join(table.rows[i][table._cap].split())])
+    io.save_text(out, buf.getvalue())
+    return Path(out), n, len(order)
+
+
+def argv(train_data, out, model, *, epochs, batch_size, lr, beta1, beta2, eps, wd, warmup, seed, device,
+         precision, workers, save_frequency=1, resume=False, log_every=50, extra=()):
+    """The open_clip_train argv for one run (also what `--print-argv` shows)."""
+    out = Path(out)
+    args = ["--train-data", str(train_data), "--dataset-type", "csv", "--csv-separator", "\t",
+            "--csv-img-key", "filepath", "--csv-caption-key", "title",
+            "--model", model, "--pretrained", "", "--epochs", str(epochs), "--batch-size", str(batch_size),
+            "--lr", str(lr), "--beta1", str(beta1), "--beta2", str(beta2), "--eps", str(eps), "--wd", str(wd),
+            "--warmup", str(warmup), "--seed", str(seed), "--device", device, "--precision", precision,
+            "--workers", str(workers), "--save-frequency", str(save_frequency),
+            "--logs", str(out.parent.resolve()), "--name", out.name, "--report-to", "",
+            "--log-every-n-steps", str(log_every), "--zeroshot-frequency", "0", "--val-frequency", "0"]
+    if resume:
+        args += ["--resume", "latest"]
+    return args + list(extra)
+
+
+def latest_checkpoint(out):
+    """RUN/checkpoints/epoch_N.pt with the largest N, or None."""
+    found = sorted(Path(out, "checkpoints").glob("epoch_*.pt"),
+                   key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1)
+    return found[-1] if found else None
+
+
+@contextlib.contextmanager
+def _keep_logging():
+    """open_clip_train sets every logger to INFO and adds root handlers; put them back afterwards
+    (else torch, for one, prints its compile statistics at exit)."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
+              if isinstance(lg, logging.Logger)}
+    levels[None] = root.level
+    root.handlers[:] = []  # open_clip_train adds its own console and out.log handlers
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        for name, lg in list(logging.root.manager.loggerDict.items()):
+            if isinstance(lg, logging.Logger):
+                lg.setLevel(levels.get(name, logging.NOTSET))
+        root.setLevel(levels[None])
+
+
+def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER["lr"], beta1=PAPER["beta1"],
+          beta2=PAPER["beta2"], eps=PAPER["eps"], wd=PAPER["wd"], warmup=None, seed=0, device="cpu",
+          precision=None, workers=0, resume=False, threads=None, log_every=50, extra=(), dry_run=False):
+    """Train `model` (an open_clip name; ours are registered) on the pairs of table `data`.
+
+    epochs: passes over the table (default 1 with steps, else 10). steps: total optimizer steps
+    (see the module doc). warmup: steps of linear warm-up (default: 10% of the run).
+    Returns {"checkpoint", "argv", "steps", ...}; with dry_run, only the argv, nothing trained.
+    """
+    import torch
+
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    epochs = epochs if epochs is not None else (1 if steps else 10)
+    for value, name in ((epochs, "--epochs"), (batch_size, "--batch-size")):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if model == "lite0-minilm":
+        raise ValueError("--model: lite0-minilm is the locked-tower proxy; its heads are fitted by "
+                         "clipcov experiment (towers.fit), not by open_clip_train")
+    models.register()
+    import open_clip
+
+    if model not in open_clip.list_models():
+        raise ValueError(f"--model: unknown open_clip model {model!r}; shipped here: {', '.join(models.NAMES)}")
+    out = Path(out)
+    settings_path = out / "train.json"
+    if not resume and _rank() == 0 and (out / "out.log").exists():  # other ranks would see rank 0's log
+        raise ValueError(f"--out: {out} already holds a run; pass --resume to continue it, or choose another folder")
+    if resume and settings_path.is_file():
+        old = json.loads(settings_path.read_text())
+        if old["data"] != str(Path(data).resolve()) or old["model"] != model:
+            raise ValueError(f"--resume: {out} was trained on {old['data']} with {old['model']}")
+    precision = precision or ("amp" if device.startswith("cuda") else "fp32")
+    table, n, rows = training_table(data, out / "train.tsv", steps=steps, epochs=epochs,
+                                    batch_size=batch_size, seed=seed)
+    steps_per_epoch = rows // batch_size
+    total = steps_per_epoch * epochs
+    warmup = warmup if warmup is not None else max(1, total // 10)
+    args = argv(table, out, model, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
+                eps=eps, wd=wd, warmup=warmup, seed=seed, device=device, precision=precision,
+                workers=workers, resume=resume, log_every=log_every, extra=extra)
+    info = {"data": str(Path(data).resolve()), "pairs": n, "model": model, "epochs": epochs,
+            "steps": total, "batch_size": batch_size, "argv": args}
+    if dry_run:
+        return info
+    if _rank() == 0:
+        io.save_json(settings_path, info)
+    if threads:
+        torch.set_num_threads(threads)
+    from open_clip_train.main import main as open_clip_train_main
+
+    log.info("training %s on %d pairs of %s: %d steps of %d (%d epochs) into %s", model, n, data, total,
+             batch_size, epochs, out)
+    with _keep_logging(), warnings.catch_warnings():
+        # its DataLoader always asks for pinned memory, which only means something with a GPU
+        warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator")
+        code = open_clip_train_main(args)
+    if code not in (None, 0):
+        raise ValueError(f"open_clip_train stopped with code {code}; see {out / 'out.log'}")
+    info["checkpoint"] = str(latest_checkpoint(out))
+    return info
+
+
+def cmd_train(args):
+    info = train(args.data, args.model, args.out, epochs=args.epochs, steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
+                 wd=args.wd, warmup=args.warmup, seed=args.seed, device=args.device, precision=args.precision,
+                 workers=args.workers, resume=args.resume, threads=args.threads, extra=args.extra or (),
+                 dry_run=args.print_argv)
+    if args.print_argv:
+        import shlex
+        print("open_clip_train argv:", " ".join(shlex.quote(a) for a in info["argv"]))
+        return
+    print(f"trained {info['model']} for {info['steps']} steps on {info['pairs']} pairs; "
+          f"checkpoint {info['checkpoint']}")
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train a CLIP on a subset with open_clip_train",
+                       description="Train an open_clip model on a table of pairs (a subset written by "
+                                   "clipcov select) with open_clip's trainer, in-process. Checkpoints go to "
+                                   "OUT/checkpoints/epoch_N.pt; --resume continues from the latest. Under "
+                                   "torchrun the same command trains on several GPUs or nodes.")
+    p.add_argument("--data", required=True, help="table of pairs (filepath, title), e.g. SUBSET.tsv")
+    p.add_argument("--model", required=True, help=f"open_clip model name ({', '.join(models.NAMES)} ship here)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--epochs", type=int, help="passes over the data (default 10; 1 with --steps)")
+    p.add_argument("--steps", type=int, help="total optimizer steps, whatever the table size")
+    p.add_argument("--batch-size", type=int, default=64, help="per device (paper: 256 on each of 2 GPUs)")
+    p.add_argument("--lr", type=float, default=PAPER["lr"])
+    p.add_argument("--beta1", type=float, default=PAPER["beta1"])
+    p.add_argument("--beta2", type=float, default=PAPER["beta2"])
+    p.add_argument("--eps", type=float, default=PAPER["eps"])
+    p.add_argument("--wd", type=float, default=PAPER["wd"], help="weight decay (none on gains and biases)")
+    p.add_argument("--warmup", type=int, help="warm-up steps (default: 10%% of the run; paper: 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (one process; use torchrun for several GPUs)")
+    p.add_argument("--precision", help="open_clip_train precision (default: amp on cuda, fp32 on cpu)")
+    p.add_argument("--workers", type=int, default=0, help="data loader workers per process")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
+    p.add_argument("--print-argv", action="store_true", help="print the open_clip_train argv and stop")
+    p.add_argument("extra", nargs="*", metavar="-- OPEN_CLIP_TRAIN_ARGS",
+                   help="more open_clip_train arguments after --, e.g. -- --grad-checkpointing")
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,83 @@
+"""clipcov train: open_clip_train accepts our argv, trains a tiny model, checkpoints and resumes."""
+import csv
+
+import pytest
+import torch
+
+from clipcov_fast import cli, models
+from clipcov_fast import train as train_mod
+from pipeline_util import make_table
+
+MODEL = "clipcov-tiny"
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    return make_table(tmp_path_factory.mktemp("data"), n=12, bad=False)
+
+
+def test_argv_is_accepted_by_open_clip_train(tmp_path):
+    """The exact argv we pass parses in open_clip_train (single process and under torchrun alike)."""
+    from open_clip_train.params import parse_args
+
+    argv = train_mod.argv(tmp_path / "t.tsv", tmp_path / "run", MODEL, epochs=3, batch_size=8, lr=5e-4,
+                          beta1=0.9, beta2=0.999, eps=1e-8, wd=0.1, warmup=10000, seed=1, device="cuda",
+                          precision="amp", workers=4, resume=True, extra=["--grad-checkpointing"])
+    a = parse_args(argv)
+    assert (a.model, a.epochs, a.batch_size, a.lr, a.beta1, a.beta2, a.eps, a.wd, a.warmup) == \
+        (MODEL, 3, 8, 5e-4, 0.9, 0.999, 1e-8, 0.1, 10000)
+    assert (a.dataset_type, a.csv_separator, a.resume, a.name, a.pretrained) == ("csv", "\t", "latest", "run", "")
+    assert a.logs == str(tmp_path) and a.grad_checkpointing and a.report_to == ""
+
+
+def test_training_table_repeats_rows_to_the_step_count(table, tmp_path):
+    path, n, rows = train_mod.training_table(table, tmp_path / "t.tsv", steps=5, batch_size=8, seed=3)
+    with open(path, newline="") as f:
+        got = list(csv.reader(f, delimiter="\t"))
+    assert n == 12 and rows == 40 and len(got) == 41 and got[0] == ["filepath", "title"]
+    captions = [r[1] for r in got[1:]]
+    # each pass is a full shuffle: the first 12 rows hold every pair once
+    assert sorted(captions[:12]) == sorted(f"caption number {i}" for i in range(12))
+    assert all(r[0].startswith("/") for r in got[1:])
+
+
+def test_train_then_resume(table, tmp_path):
+    out = tmp_path / "run"
+    info = train_mod.train(table, MODEL, out, epochs=1, steps=6, batch_size=4, threads=1)
+    assert info["steps"] == 6 and (out / "checkpoints" / "epoch_1.pt").is_file()
+    assert info["checkpoint"] == str(out / "checkpoints" / "epoch_1.pt")
+    first = torch.load(info["checkpoint"], map_location="cpu", weights_only=False)
+    # a second epoch, resumed from the first one's checkpoint
+    info2 = train_mod.train(table, MODEL, out, epochs=2, steps=12, batch_size=4, threads=1, resume=True)
+    assert info2["checkpoint"].endswith("epoch_2.pt")
+    assert "resuming checkpoint" in (out / "out.log").read_text()
+    second = torch.load(info2["checkpoint"], map_location="cpu", weights_only=False)
+    assert second["epoch"] == 2 and first["epoch"] == 1
+    # the checkpoint loads back into the model for embedding and evaluation
+    net, _, _ = models.load(MODEL, info2["checkpoint"])
+    key = "logit_scale"
+    assert torch.equal(net.state_dict()[key], second["state_dict"][key])
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_mod.train(table, MODEL, out, steps=2, batch_size=4)
+
+
+def test_cli_train_and_print_argv(table, tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    assert cli.main(["train", "--data", str(table), "--model", MODEL, "--out", str(out), "--steps", "3",
+                     "--batch-size", "4", "--threads", "1"]) == 0
+    assert "trained clipcov-tiny for 3 steps on 12 pairs" in capsys.readouterr().out
+    assert cli.main(["train", "--data", str(table), "--model", MODEL, "--out", str(tmp_path / "x"),
+                     "--batch-size", "4", "--print-argv", "--", "--grad-checkpointing"]) == 0
+    printed = capsys.readouterr().out
+    assert "--model clipcov-tiny" in printed and printed.rstrip().endswith("--grad-checkpointing")
+    assert not (tmp_path / "x" / "out.log").exists()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(steps=0), "--steps"), (dict(batch_size=0), "--batch-size"), (dict(epochs=0), "--epochs"),
+    (dict(batch_size=64), "less than one batch"), (dict(model="no-such-model"), "unknown open_clip model"),
+])
+def test_train_errors(table, tmp_path, kwargs, match):
+    kw = {"model": MODEL, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        train_mod.train(table, kw.pop("model"), tmp_path / "r", **kw)
