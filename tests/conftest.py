@@ -1,6 +1,19 @@
 import numpy as np
 import pytest
 
+from clipcov_fast.data import debian
+
+
+def _installed(package):
+    try:
+        return bool(debian.package_files(package))
+    except debian.MissingPackage:
+        return False
+
+
+needs_fashion = pytest.mark.skipif(not _installed("dataset-fashion-mnist"),
+                                   reason="the Debian package dataset-fashion-mnist is not installed")
+
 
 def make_pool(n, d, classes=1, zipf=0.5, seed=0, noise=1.0, dtype=np.float64):
     """Clustered image/caption embeddings with Zipf-like class sizes (tie-free in general)."""

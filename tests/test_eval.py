@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from clipcov_fast import cli, evaluate
-from clipcov_fast.data import debian
+from conftest import needs_fashion
 
 NAMES = [f"c{i}" for i in range(10)]
 
@@ -106,14 +106,6 @@ def test_limit_and_errors(tmp_path):
         evaluate.evaluate("oracle", folder, net=net)
 
 
-def _has(package):
-    try:
-        return bool(debian.package_files(package))
-    except debian.MissingPackage:
-        return False
-
-
-needs_fashion = pytest.mark.skipif(not _has("dataset-fashion-mnist"), reason="dataset-fashion-mnist is not installed")
 
 
 @needs_fashion

@@ -6,21 +6,13 @@ import numpy as np
 import pytest
 
 from clipcov_fast import cli, embed, experiment, models, towers
-from clipcov_fast.data import debian
+from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
         "--set", "seeds=[0]", "--set", "steps=3", "--set", "batch_size=16", "--set", "proxy_eval=100",
         "--set", "threads=1"]
 
 
-def _has(package):
-    try:
-        return bool(debian.package_files(package))
-    except debian.MissingPackage:
-        return False
-
-
-needs_fashion = pytest.mark.skipif(not _has("dataset-fashion-mnist"), reason="dataset-fashion-mnist is not installed")
 
 
 @needs_fashion
