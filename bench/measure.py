@@ -34,12 +34,20 @@ def dense_kernel(A, B):
     return K
 
 
+STAGES = {}
+
+
 def selector(method):
     """Import (and warm up) a method before the clock starts; return fn(A, B, k, labels) -> picks."""
     if method in ("clipcov", "xcov"):
         import clipcov_fast as cc
 
-        return lambda A, B, k, labels: cc.select(A, B, k, objective=method, labels=labels).indices
+        def run_engine(A, B, k, labels):
+            sel = cc.select(A, B, k, objective=method, labels=labels)
+            STAGES.update(sel.timings)  # where the time went: load, terms, greedy
+            return sel.indices
+
+        return run_engine
     if method == "reference":
         from clipcov_fast import reference
 
@@ -79,7 +87,8 @@ def run(method, pool, k):
     seconds = time.perf_counter() - t0
     return {"method": method, "n": len(A), "d": A.shape[1], "k": int(k), "seconds": seconds,
             "peak_bytes": _status("VmHWM"), "peak_growth_bytes": _status("VmHWM") - base,
-            "input_fp32_bytes": 2 * A.size * 4, "picks": [int(i) for i in np.asarray(picks)[:20]]}
+            "input_fp32_bytes": 2 * A.size * 4, "stages_s": dict(STAGES),
+            "picks": [int(i) for i in np.asarray(picks)[:20]]}
 
 
 if __name__ == "__main__":

@@ -34,18 +34,20 @@ def rows(results):
                     "peak_gb": info.get("peak_bytes", 0) / 1e9 or None,
                     "growth_gb": info.get("peak_growth_bytes", 0) / 1e9 or None,
                     "input_gb": info.get("input_fp32_bytes", 0) / 1e9 or None,
-                    "timeout": info.get("timed_out_after_s")})
+                    "timeout": info.get("timed_out_after_s"), "stages": info.get("stages_s")})
     return sorted(out, key=lambda r: (r["series"], r["n"], r["method"]))
 
 
 def table(rs, machine):
     lines = [f"Machine: {machine}. Command: `make bench` (one fresh process per row, bench/measure.py).", "",
-             "| series | n | k | method | seconds | peak RSS GB | growth GB | fp32 inputs GB |",
-             "|---|---:|---:|---|---:|---:|---:|---:|"]
+             "| series | n | k | method | seconds | load / terms / greedy s | peak RSS GB | growth GB | fp32 inputs GB |",
+             "|---|---:|---:|---|---:|---|---:|---:|---:|"]
     fmt = lambda x, f: "" if x is None else format(x, f)  # noqa: E731
     for r in rs:
         secs = f"> {r['timeout']} (stopped)" if r["timeout"] else fmt(r["seconds"], ".2f")
-        lines.append(f"| {r['series']} | {r['n']:,} | {fmt(r['k'], ',')} | {r['method']} | {secs} | "
+        st = r["stages"] or {}
+        stages = " / ".join(f"{st[key]:.2f}" for key in ("load", "terms", "greedy")) if st else ""
+        lines.append(f"| {r['series']} | {r['n']:,} | {fmt(r['k'], ',')} | {r['method']} | {secs} | {stages} | "
                      f"{fmt(r['peak_gb'], '.2f')} | {fmt(r['growth_gb'], '.2f')} | {fmt(r['input_gb'], '.2f')} |")
     return "\n".join(lines)
 
