@@ -32,8 +32,8 @@ Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64
     if (i < 0 || i >= st_.n || pos_[i] >= 0) throw std::invalid_argument("order must be a permutation");
     pos_[i] = s;
   }
-  st_.A.allocate(st_.n * d);
-  st_.B.allocate(st_.n * d);
+  st_.A.allocate(st_.n * d, threads_);
+  st_.B.allocate(st_.n * d, threads_);
   st_.scaleA.assign(st_.n, 1.0);
   st_.scaleB.assign(st_.n, 1.0);
   st_.normA.assign(st_.n, 1.0);
@@ -57,6 +57,7 @@ std::pair<int64_t, int> Engine::load(int64_t start, const SourceView& a, const S
       a.row(r, x.data());
       b.row(r, y.data());
       double na = 0, nb = 0, ab = 0;
+#pragma omp simd reduction(+ : na, nb, ab)
       for (int64_t k = 0; k < d; ++k) {
         na += x[k] * x[k];
         nb += y[k] * y[k];
