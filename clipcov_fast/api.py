@@ -110,10 +110,8 @@ def _load_engine(A, B, y, normalize, num_threads):
     return eng, counts
 
 
-def _common(emb_img, emb_txt, objective, labels, class_emb, threshold, weights, normalize, device,
-            num_threads):
+def _common(emb_img, emb_txt, objective, labels, class_emb, threshold, weights, normalize, num_threads):
     w = inputs.resolve_weights(objective, weights, threshold)
-    _backend(device)
     threads = _num_threads(num_threads)
     A, B, y, label_sim = _inputs(emb_img, emb_txt, labels, class_emb, normalize, w["label"])
     return w, threads, A, B, y, label_sim
@@ -138,7 +136,7 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
         return gpu.select(emb_img, emb_txt, k, objective=objective, labels=labels, class_emb=class_emb,
                           threshold=threshold, weights=weights, budget=budget, normalize=normalize)
     w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, objective, labels, class_emb, threshold,
-                                             weights, normalize, device, num_threads)
+                                             weights, normalize, num_threads)
     n = len(A)
     k = inputs.parse_k(k, n)
     timings = {"inputs": time.perf_counter() - t0}
@@ -163,7 +161,7 @@ def terms(emb_img, emb_txt, *, labels=None, class_emb=None, threshold=0.0, weigh
           normalize=True, num_threads=None):
     """Per-example ClipCov terms: {coverage, easiness, label, center, utility, labels} (float64)."""
     w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, "clipcov", labels, class_emb, threshold,
-                                             weights, normalize, "cpu", num_threads)
+                                             weights, normalize, num_threads)
     n = len(A)
     if n == 0:
         empty = np.zeros(0)

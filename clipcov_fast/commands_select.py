@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, baselines, io
+from . import api, baselines, inputs, io
 
 METHODS = ("clipcov", "xcov", "random", "clip_score", "semdedup")
 
@@ -59,14 +59,14 @@ def run_method(method, img, txt, k, *, labels=None, class_emb=None, budget="prop
         raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
     t0 = time.perf_counter()
     n = len(img)
-    k = api.inputs.parse_k(k, n)
+    k = inputs.parse_k(k, n)
     if method == "random":
         idx = baselines.random(n, k, seed=seed)
     elif method == "clip_score":
         idx = baselines.clip_score(img, txt, k)
     else:
         idx = baselines.semdedup(img, k, seed=seed)
-    y = np.zeros(n, np.int64) if labels is None else api.inputs.check_labels(labels, n)
+    y = np.zeros(n, np.int64) if labels is None else inputs.check_labels(labels, n)
     timings = {"total": time.perf_counter() - t0}
     idx = np.asarray(idx, dtype=np.int64)
     return api.Selection(idx, np.full(len(idx), np.nan), float("nan"), y, k, n, method, "-", timings)
