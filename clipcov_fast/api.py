@@ -3,44 +3,15 @@ import logging
 import numbers
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import inputs
 from .inputs import BUDGETS, CHUNK_ROWS, DEVICES
+from .selection import Selection
 
 log = logging.getLogger("clipcov_fast")
-
-
-@dataclass(repr=False)
-class Selection:
-    """The chosen subset, in pick order, with the gain of each pick when it was made."""
-
-    indices: np.ndarray  # int64, pick order
-    gains: np.ndarray  # float64, marginal gain at pick time
-    objective: float  # F(S) = sum of the gains
-    labels: np.ndarray  # int64 proxy class of every input row
-    k: int
-    n: int
-    method: str = "clipcov"
-    budget: str = "proportional"
-    timings: dict = field(default_factory=dict)
-
-    def class_counts(self):
-        """{class: (members in the pool, members in the subset)} for every non-empty class."""
-        classes, pool = np.unique(self.labels, return_counts=True)
-        chosen = np.bincount(np.searchsorted(classes, self.labels[self.indices]), minlength=len(classes))
-        return {int(c): (int(p), int(s)) for c, p, s in zip(classes, pool, chosen)}
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __repr__(self):
-        head = ", ".join(map(str, self.indices[:5])) + (", ..." if self.k > 5 else "")
-        return (f"Selection(method={self.method!r}, budget={self.budget!r}, k={self.k}, n={self.n}, "
-                f"classes={len(np.unique(self.labels))}, objective={self.objective:.6g}, indices=[{head}])")
 
 
 def _num_threads(num_threads):
@@ -52,6 +23,7 @@ def _num_threads(num_threads):
 
 
 def _backend(device):
+    """'cpu' or 'cuda'. 'auto' takes the GPU only once the CUDA backend has a recorded passing run."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cpu":
@@ -59,30 +31,12 @@ def _backend(device):
     from . import gpu
 
     usable, why = gpu.available()
-    if device == "cuda" and not usable:
-        raise ValueError(f"device='cuda' is not usable: {why}")
-    return "cuda" if usable else "cpu"
-
-
-def _inputs(emb_img, emb_txt, labels, class_emb, normalize, w_label):
-    """Checked arrays, proxy labels, and the label-similarity term."""
-    A = inputs.as_matrix(emb_img, "emb_img")
-    B = inputs.as_matrix(emb_txt, "emb_txt")
-    if A.shape != B.shape:
-        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
-    n, d = A.shape
-    T = None if class_emb is None else inputs.check_class_emb(class_emb, d, normalize)
-    if labels is not None:
-        y = inputs.check_labels(labels, n)
-        if T is not None and n and y.max() >= len(T):
-            raise ValueError(f"labels has class {y.max()} at row {int(np.argmax(y))}, but class_emb "
-                             f"has only {len(T)} rows")
-    elif T is not None:
-        y = inputs.zero_shot_labels(A, T, normalize)
-    else:
-        y = np.zeros(n, dtype=np.int64)
-    label_sim = inputs.label_similarity(B, T, y, normalize) if T is not None else np.zeros(n)
-    return A, B, y, label_sim
+    if device == "cuda":
+        if not usable:
+            raise ValueError(f"device='cuda' is not usable: {why}")
+        gpu.warn_if_unverified()
+        return "cuda"
+    return "cuda" if usable and gpu.GPU_VERIFIED else "cpu"
 
 
 def _load_engine(A, B, y, normalize, num_threads):
@@ -113,7 +67,7 @@ def _load_engine(A, B, y, normalize, num_threads):
 def _common(emb_img, emb_txt, objective, labels, class_emb, threshold, weights, normalize, num_threads):
     w = inputs.resolve_weights(objective, weights, threshold)
     threads = _num_threads(num_threads)
-    A, B, y, label_sim = _inputs(emb_img, emb_txt, labels, class_emb, normalize, w["label"])
+    A, B, y, label_sim = inputs.checked(emb_img, emb_txt, labels, class_emb, normalize)
     return w, threads, A, B, y, label_sim
 
 

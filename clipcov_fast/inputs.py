@@ -82,8 +82,26 @@ def resolve_weights(objective, weights, threshold):
     return {key: w.get(key, 0.0) for key in allowed}
 
 
-def check_labels(labels, n):
-    """labels as an int64 array of length n with non-negative values."""
+def checked(emb_img, emb_txt, labels, class_emb, normalize):
+    """Checked arrays, proxy labels, and the label-similarity term."""
+    A = as_matrix(emb_img, "emb_img")
+    B = as_matrix(emb_txt, "emb_txt")
+    if A.shape != B.shape:
+        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    n, d = A.shape
+    T = None if class_emb is None else check_class_emb(class_emb, d, normalize)
+    if labels is not None:
+        y = check_labels(labels, n, None if T is None else len(T))
+    elif T is not None:
+        y = zero_shot_labels(A, T, normalize)
+    else:
+        y = np.zeros(n, dtype=np.int64)
+    label_sim = label_similarity(B, T, y, normalize) if T is not None else np.zeros(n)
+    return A, B, y, label_sim
+
+
+def check_labels(labels, n, n_classes=None):
+    """labels as an int64 array of length n with values in [0, n_classes) (n_classes: class_emb rows)."""
     arr = np.asarray(labels)
     if arr.ndim != 1 or len(arr) != n:
         raise ValueError(f"labels must be a 1-D array of length n = {n}, got shape {arr.shape}")
@@ -91,6 +109,9 @@ def check_labels(labels, n):
         raise TypeError(f"labels must hold integers, got dtype {arr.dtype}")
     if n and arr.min() < 0:
         raise ValueError(f"labels must be >= 0, got {arr.min()} at row {int(np.argmin(arr))}")
+    if n_classes is not None and n and arr.max() >= n_classes:
+        raise ValueError(f"labels has class {arr.max()} at row {int(np.argmax(arr))}, but class_emb "
+                         f"has only {n_classes} rows")
     return arr.astype(np.int64, copy=False)
 
 
