@@ -19,7 +19,10 @@ $(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt requireme
 	touch $@
 
 build: $(BUILT)
-$(BUILT): $(SETUP) pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
+# the package's folders too: the editable install maps module files, so adding, moving or removing one
+# needs a reinstall (a folder's time changes when its entries do)
+$(BUILT): $(SETUP) pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null) \
+	$(shell find clipcov_fast -type d -not -name __pycache__ 2>/dev/null)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 

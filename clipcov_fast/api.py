@@ -92,7 +92,7 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
     w, threads, A, B, y, label_sim = _common(emb_img, emb_txt, objective, labels, class_emb, threshold,
                                              weights, normalize, num_threads)
     n = len(A)
-    k = inputs.parse_k(k, n)
+    k = inputs.resolve_k(k, n)
     timings = {"inputs": time.perf_counter() - t0}
     if n == 0:
         return Selection(np.zeros(0, np.int64), np.zeros(0), 0.0, y, 0, 0, objective, budget, timings)

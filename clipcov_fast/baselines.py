@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .inputs import CHUNK_ROWS, as_matrix, check_finite_rows, parse_k
+from .inputs import CHUNK_ROWS, as_matrix, check_finite_rows, resolve_k
 
 KMEANS_ITERS = 20  # fixed, so the result depends only on (data, n_clusters, seed)
 MAX_CLUSTERS = 1024  # default n_clusters is about sqrt(n), capped here
@@ -41,7 +41,7 @@ def _rows(X, start, stop, normalize, dtype=np.float64):
 def random(n, k, seed=0):
     """k indices drawn uniformly without replacement from range(n) (numpy Generator, seeded)."""
     n = _int_arg(n, "n", 0)
-    k = parse_k(k, n)
+    k = resolve_k(k, n)
     rng = np.random.default_rng(seed)
     return rng.choice(n, size=k, replace=False).astype(np.int64)
 
@@ -56,7 +56,7 @@ def clip_score(emb_img, emb_txt, k, normalize=True):
     if A.shape != B.shape:
         raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
     n = len(A)
-    k = parse_k(k, n)
+    k = resolve_k(k, n)
     e = np.empty(n)
     for start in range(0, n, CHUNK_ROWS):
         stop = min(n, start + CHUNK_ROWS)
@@ -141,7 +141,7 @@ def semdedup(emb_img, k, n_clusters=None, seed=0, normalize=True):
     """
     A = _checked(emb_img, "emb_img", normalize)
     n = len(A)
-    k = parse_k(k, n)
+    k = resolve_k(k, n)
     if n_clusters is None:
         n_clusters = min(MAX_CLUSTERS, max(1, int(round(np.sqrt(n)))))
     n_clusters = _int_arg(n_clusters, "n_clusters", 1)

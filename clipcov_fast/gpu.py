@@ -164,7 +164,7 @@ def select(emb_img, emb_txt, k, *, objective, labels, class_emb, threshold, weig
         a_desc, b_desc = (np.ascontiguousarray(A) if A.strides[1] != A.itemsize or A.strides[0] < 0 else A,
                           np.ascontiguousarray(B) if B.strides[1] != B.itemsize or B.strides[0] < 0 else B)
     n = len(y)
-    k = inputs.parse_k(k, n)
+    k = inputs.resolve_k(k, n)
     timings = {"inputs": time.perf_counter() - t0}
     if n == 0:
         return Selection(np.zeros(0, np.int64), np.zeros(0), 0.0, y, 0, 0, objective, budget, timings)

@@ -38,7 +38,7 @@ def as_matrix(x, name):
     return arr
 
 
-def parse_k(k, n):
+def resolve_k(k, n):
     """k as an int in [0, n]; a float in (0, 1) is a fraction of n, rounded down."""
     if isinstance(k, bool) or not isinstance(k, numbers.Real):
         raise TypeError(f"k must be an int or a float fraction in (0, 1), got {k!r}")

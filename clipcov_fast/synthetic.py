@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io
+from . import files
 
 KINDS = {0: "clean", 1: "misaligned", 2: "duplicate"}
 
@@ -63,7 +63,7 @@ def write_pool(out, n, d=512, classes=1000, zipf=0.5, misaligned=0.2, duplicates
     popular_y = rng.integers(0, classes, 12)
     popular = (centres[popular_y] + rng.normal(size=(12, d)), centres[popular_y] + rng.normal(size=(12, d)))
     kind = np.empty(n, dtype=np.int8)
-    with io.atomic_path(out / "img.npy") as ti, io.atomic_path(out / "txt.npy") as tt:
+    with files.atomic_path(out / "img.npy") as ti, files.atomic_path(out / "txt.npy") as tt:
         img = np.lib.format.open_memmap(ti, mode="w+", dtype=dtype, shape=(n, d))
         txt = np.lib.format.open_memmap(tt, mode="w+", dtype=dtype, shape=(n, d))
         for start in tqdm(range(0, n, chunk), desc=f"synthetic pool n={n}", unit="chunk", disable=None):
@@ -74,9 +74,9 @@ def write_pool(out, n, d=512, classes=1000, zipf=0.5, misaligned=0.2, duplicates
         img.flush()
         txt.flush()
         del img, txt
-    io.save_npy(out / "labels.npy", y)
-    io.save_npy(out / "kind.npy", kind)
-    io.save_json(out / "manifest.json", {"n": n, "d": d, "classes": classes, "zipf": zipf, "seed": seed,
+    files.save_npy(out / "labels.npy", y)
+    files.save_npy(out / "kind.npy", kind)
+    files.save_json(out / "manifest.json", {"n": n, "d": d, "classes": classes, "zipf": zipf, "seed": seed,
                                          "misaligned": misaligned, "duplicates": duplicates,
                                          "dtype": np.dtype(dtype).name, "kinds": KINDS})
     return out

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clipcov_fast.data import debian
+from clipcov_fast.pipeline.pools import debian
 
 
 def _installed(package):

@@ -6,7 +6,7 @@ import pytest
 
 import clipcov_fast as cc
 from clipcov_fast import cli
-from clipcov_fast.commands_select import parse_k, parse_weights
+from clipcov_fast.cli.select import k_from_text, weights_from_text
 from conftest import make_pool
 
 
@@ -61,12 +61,12 @@ def test_select_errors_exit_2_and_keep_old_output(files, capsys):
 
 
 def test_parsers():
-    assert parse_k("10%") == pytest.approx(0.1) and parse_k("0.25") == 0.25 and parse_k("1200") == 1200
+    assert k_from_text("10%") == pytest.approx(0.1) and k_from_text("0.25") == 0.25 and k_from_text("1200") == 1200
     with pytest.raises(ValueError, match="--k"):
-        parse_k("ten")
-    assert parse_weights("coverage=1,easiness=2.5") == {"coverage": 1.0, "easiness": 2.5}
+        k_from_text("ten")
+    assert weights_from_text("coverage=1,easiness=2.5") == {"coverage": 1.0, "easiness": 2.5}
     with pytest.raises(ValueError, match="--weights"):
-        parse_weights("coverage")
+        weights_from_text("coverage")
 
 
 def test_help_and_version(capsys):

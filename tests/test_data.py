@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipcov_fast.data import open_source, from_spec
-from clipcov_fast.data.debian import MissingPackage
-from clipcov_fast.data.folder import Folder
-from clipcov_fast.data.table import Table
-from clipcov_fast.data.webds import Shards
+from clipcov_fast.pipeline.sources import from_spec, open_source
+from clipcov_fast.pipeline.pools.debian import MissingPackage
+from clipcov_fast.pipeline.sources.folder import Folder
+from clipcov_fast.pipeline.sources.table import Table
+from clipcov_fast.pipeline.sources.webds import Shards
 from pipeline_util import image, make_shard, make_table
 
 
@@ -90,7 +90,7 @@ def test_webdataset_missing_shard(tmp_path):
 
 
 def _build(name, tmp_path, **kw):
-    from clipcov_fast.data import pools
+    from clipcov_fast.pipeline import pools
 
     try:
         return pools.build(name, tmp_path / name, **kw)
@@ -119,7 +119,7 @@ def test_pool_builders(tmp_path, name):
 
 
 def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
-    from clipcov_fast.data import fashion
+    from clipcov_fast.pipeline.pools import fashion
 
     m = _build("fashion-web", tmp_path, limit=200, seed=3)
     rows = _pairs(tmp_path / "fashion-web")

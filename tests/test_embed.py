@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipcov_fast import embed as embed_mod
-from clipcov_fast import models
+from clipcov_fast.pipeline import embed as embed_mod
+from clipcov_fast.pipeline import models
 from pipeline_util import image, make_shard, make_table
 
 MODEL = "clipcov-tiny"

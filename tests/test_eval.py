@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipcov_fast import cli, evaluate
+from clipcov_fast import cli
+from clipcov_fast.training import evaluate
 from conftest import needs_fashion
 
 NAMES = [f"c{i}" for i in range(10)]

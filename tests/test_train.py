@@ -4,8 +4,9 @@ import csv
 import pytest
 import torch
 
-from clipcov_fast import cli, models
-from clipcov_fast import train as train_mod
+from clipcov_fast import cli
+from clipcov_fast.pipeline import models
+from clipcov_fast.training import train as train_mod
 from pipeline_util import make_table
 
 MODEL = "clipcov-tiny"

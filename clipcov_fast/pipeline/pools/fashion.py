@@ -12,9 +12,9 @@ import gzip
 import numpy as np
 from PIL import Image
 
-from ..labels import FASHION_MNIST_CLASSES
+from ..prompts import FASHION_MNIST_CLASSES
 from .debian import package_files
-from .pools import write_items
+from .writer import write_items
 
 POOL_END = 50000  # training images [0, 50000) feed fashion-web, [50000, 60000) fashion-proxy
 NOISE = {"misaligned": 0.15, "generic": 0.10, "near_duplicate": 0.10}  # shares of the base images

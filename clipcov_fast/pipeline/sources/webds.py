@@ -1,5 +1,5 @@
 """webdataset tar shards (image as jpg/png/webp + caption as txt), read with the webdataset library."""
-import io as _io
+import io
 import itertools
 import os
 import tarfile
@@ -10,7 +10,7 @@ from braceexpand import braceexpand
 from PIL import Image
 from webdataset.tariterators import base_plus_ext
 
-from .. import io
+from ... import files
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SIZE = 10000  # samples per written shard
@@ -72,7 +72,7 @@ class Shards:
                     raise ValueError(f"sample has no image ({'/'.join(IMAGE_EXTS)}): {sorted(s)}")
             else:
                 def opener(data=sample[ext]):
-                    return Image.open(_io.BytesIO(data))
+                    return Image.open(io.BytesIO(data))
             yield i, sample["__key__"], caption, opener
 
     def write_subset(self, rows, out):
@@ -85,7 +85,7 @@ class Shards:
             first = next(samples, None)
             if first is None:
                 return out
-            with io.atomic_path(out / f"subset-{shard:06d}.tar") as tmp, \
+            with files.atomic_path(out / f"subset-{shard:06d}.tar") as tmp, \
                     wds.TarWriter(str(tmp), encoder=False) as writer:
                 for sample in itertools.chain([first], itertools.islice(samples, SHARD_SIZE - 1)):
                     # drop webdataset's bookkeeping (__url__, ...), keep the key

@@ -1,16 +1,16 @@
-"""Built-in pools: `clipcov data build NAME --out DIR` writes DIR/images/..., DIR/pairs.tsv (open_clip's
-filepath/title columns plus label, noise and source), DIR/skipped.tsv and DIR/manifest.json."""
+"""Writes a built-in pool: DIR/images/..., DIR/pairs.tsv (open_clip's filepath/title columns plus label,
+noise and source), DIR/skipped.tsv and DIR/manifest.json."""
 import csv
-import io as _io
+import io
 import logging
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import io
+from ... import files
 
-log = logging.getLogger("clipcov_fast.data")
+log = logging.getLogger("clipcov_fast.pools")
 COLUMNS = ("filepath", "title", "label", "noise", "source")
 
 
@@ -24,7 +24,7 @@ class PoolWriter:
     def add(self, image, caption, label=-1, noise="clean", source=""):
         i = len(self.rows)
         rel = f"images/{i // 1000:04d}/{i:06d}.png"
-        with io.atomic_path(self.out / rel) as tmp:
+        with files.atomic_path(self.out / rel) as tmp:
             image.save(tmp, format="PNG")
         self.rows.append((rel, " ".join(caption.split()), int(label), noise, source))
         return i
@@ -34,19 +34,19 @@ class PoolWriter:
         self.skipped.append((str(key), " ".join(str(reason).split())))
 
     def finish(self, **info):
-        buf = _io.StringIO()
+        buf = io.StringIO()
         writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(self.rows)
-        io.save_text(self.out / "pairs.tsv", buf.getvalue())
-        io.save_text(self.out / "skipped.tsv", "key\treason\n" + "".join(f"{k}\t{r}\n" for k, r in self.skipped))
+        files.save_text(self.out / "pairs.tsv", buf.getvalue())
+        files.save_text(self.out / "skipped.tsv", "key\treason\n" + "".join(f"{k}\t{r}\n" for k, r in self.skipped))
         noise = [r[3] for r in self.rows]
         manifest = {"name": self.name, "pairs": len(self.rows), "skipped": len(self.skipped),
                     "columns": {"filepath": "image path relative to this folder", "title": "caption",
                                 "label": "true class (-1: none)", "noise": "clean or the corruption applied",
                                 "source": "where the image came from"},
                     "noise_counts": {k: noise.count(k) for k in sorted(set(noise))}, **info}
-        io.save_json(self.out / "manifest.json", manifest)
+        files.save_json(self.out / "manifest.json", manifest)
         return manifest
 
 
@@ -59,22 +59,3 @@ def write_items(writer, items, total, **row):
             writer.skip(key, f"{type(e).__name__}: {e}")
             continue
         writer.add(image, caption, **{"source": key, **row, **(fields[0] if fields else {})})
-
-
-def build(name, out, limit=None, seed=0, **options):
-    """Build pool `name` into `out`; returns its manifest."""
-    from . import drawings, fashion
-
-    builders = {"fashion-web": fashion.build_web, "fashion-proxy": fashion.build_proxy,
-                "fashion-mnist-test": fashion.build_test, "digits": fashion.build_digits,
-                "clipart": drawings.build_clipart, "stamps": drawings.build_stamps, "emoji": drawings.build_emoji}
-    if name not in builders:
-        raise ValueError(f"NAME must be one of {sorted(builders)}, got {name!r}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {limit}")
-    writer = PoolWriter(out, name)
-    info = builders[name](writer, limit=limit, rng=np.random.default_rng(seed), **options)
-    return writer.finish(seed=seed, limit=limit, **info)
-
-
-NAMES = ("fashion-web", "fashion-proxy", "fashion-mnist-test", "digits", "clipart", "stamps", "emoji")

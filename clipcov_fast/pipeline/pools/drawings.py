@@ -1,6 +1,6 @@
 """Drawings with real captions from Debian packages: Open Clip Art (SVG title + keywords, rendered with
 cairosvg), Tux Paint stamps (their one-sentence description) and Noto Color Emoji (Unicode names)."""
-import io as _io
+import io
 import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .debian import package_files
-from .pools import write_items
+from .writer import write_items
 
 SIZE = 64  # drawings are rendered onto a white SIZE x SIZE square
 NS = {"dc": "http://purl.org/dc/elements/1.1/", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
@@ -28,7 +28,7 @@ def render_svg(path):
     # unsafe=True lets XML entities through (Illustrator exports use them); these are local package files
     import cairosvg
 
-    return _square(Image.open(_io.BytesIO(cairosvg.svg2png(url=str(path), output_width=SIZE * 2, unsafe=True))))
+    return _square(Image.open(io.BytesIO(cairosvg.svg2png(url=str(path), output_width=SIZE * 2, unsafe=True))))
 
 
 def _pick(files, limit, rng):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from .. import files
 
 log = logging.getLogger("clipcov_fast.towers")
 NAME = "lite0-minilm"
@@ -196,7 +196,7 @@ def fit(pairs, out, *, dim=128, epochs=3, batch_size=256, lr=1e-3, seed=0):
     refit with other head settings skips the towers. Returns the heads file."""
     import torch
 
-    from .data.table import Table
+    from .sources.table import Table
 
     out = Path(out)
     heads = out / "heads.pt"
@@ -217,11 +217,11 @@ def fit(pairs, out, *, dim=128, epochs=3, batch_size=256, lr=1e-3, seed=0):
         img, txt = z["img"], z["txt"]
     else:
         img, txt = tower_features(model, pre, tok, table, desc="proxy: tower features")
-        with io.atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        with files.atomic_path(cache) as tmp, open(tmp, "wb") as f:
             np.savez(f, img=img, txt=txt, key=key)
     losses = fit_heads(model, img, txt, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     log.info("proxy heads fitted on %d pairs: CLIP loss per epoch %s", len(img), ", ".join(f"{x:.3f}" for x in losses))
-    with io.atomic_path(heads) as tmp:
+    with files.atomic_path(heads) as tmp:
         torch.save({"model": NAME, "dim": dim, "settings": settings, "losses": losses,
                     "heads": model.heads_state()}, tmp)
     return heads

@@ -1,12 +1,12 @@
 """TSV/CSV tables of image path + caption (open_clip's csv convention: `filepath`, `title`, tab)."""
 import csv
-import io as _io
+import io
 import os
 from pathlib import Path
 
 from PIL import Image
 
-from .. import io
+from ... import files
 
 
 def _sep(path, sep):
@@ -59,7 +59,7 @@ class Table:
         """Chosen rows, in table order, same columns and separator; image paths made to resolve
         from the output table's folder."""
         out = Path(out)
-        buf = _io.StringIO()
+        buf = io.StringIO()
         writer = csv.writer(buf, delimiter=self.sep, lineterminator="\n")
         writer.writerow(self.header)
         base = out.parent.resolve()
@@ -68,5 +68,5 @@ class Table:
             if not os.path.isabs(row[self._img]):
                 row[self._img] = os.path.relpath(self.image_path(i).resolve(), base)
             writer.writerow(row)
-        io.save_text(out, buf.getvalue())
+        files.save_text(out, buf.getvalue())
         return out

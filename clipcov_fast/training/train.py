@@ -18,7 +18,7 @@ distributed environment (see docs/experiment.md for the exact command).
 """
 import contextlib
 import csv
-import io as _io
+import io
 import json
 import logging
 import math
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, models
+from .. import files
+from ..pipeline import models
 
 log = logging.getLogger("clipcov_fast.train")
 PAPER = {"lr": 5e-4, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.1, "warmup": 10000,
@@ -44,7 +45,7 @@ def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, im
     """Write out (a TSV with absolute image paths: filepath, title) from a table; with `steps`, the
     rows repeat in seeded shuffles up to ceil(steps / epochs) x batch_size rows (one epoch).
     Returns (path, rows in the source, rows written)."""
-    from .data.table import Table
+    from ..pipeline.sources.table import Table
 
     table = Table(data, img_key=img_key, caption_key=caption_key, sep=sep)
     n = len(table)
@@ -58,12 +59,12 @@ def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, im
     elif n < batch_size:
         raise ValueError(f"--data: {n} pairs is less than one batch ({batch_size}); lower --batch-size "
                          "or pass --steps")
-    buf = _io.StringIO()
+    buf = io.StringIO()
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
     w.writerow(["filepath", "title"])
     for i in order:  # captions on one line: open_clip reads the table with pandas
         w.writerow([str(table.image_path(i).resolve()), " ".join(table.rows[i][table._cap].split())])
-    io.save_text(out, buf.getvalue())
+    files.save_text(out, buf.getvalue())
     return Path(out), n, len(order)
 
 
@@ -158,7 +159,7 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
     if dry_run:
         return info
     if _rank() == 0:
-        io.save_json(settings_path, info)
+        files.save_json(settings_path, info)
     if threads:
         torch.set_num_threads(threads)
     from open_clip_train.main import main as open_clip_train_main
@@ -173,47 +174,3 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
         raise ValueError(f"open_clip_train stopped with code {code}; see {out / 'out.log'}")
     info["checkpoint"] = str(latest_checkpoint(out))
     return info
-
-
-def cmd_train(args):
-    info = train(args.data, args.model, args.out, epochs=args.epochs, steps=args.steps,
-                 batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
-                 wd=args.wd, warmup=args.warmup, seed=args.seed, device=args.device, precision=args.precision,
-                 workers=args.workers, resume=args.resume, threads=args.threads, extra=args.extra or (),
-                 dry_run=args.print_argv)
-    if args.print_argv:
-        import shlex
-        print("open_clip_train argv:", " ".join(shlex.quote(a) for a in info["argv"]))
-        return
-    print(f"trained {info['model']} for {info['steps']} steps on {info['pairs']} pairs; "
-          f"checkpoint {info['checkpoint']}")
-
-
-def register(sub):
-    p = sub.add_parser("train", help="train a CLIP on a subset with open_clip_train",
-                       description="Train an open_clip model on a table of pairs (a subset written by "
-                                   "clipcov select) with open_clip's trainer, in-process. Checkpoints go to "
-                                   "OUT/checkpoints/epoch_N.pt; --resume continues from the latest. Under "
-                                   "torchrun the same command trains on several GPUs or nodes.")
-    p.add_argument("--data", required=True, help="table of pairs (filepath, title), e.g. SUBSET.tsv")
-    p.add_argument("--model", required=True, help=f"open_clip model name ({', '.join(models.NAMES)} ship here)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--epochs", type=int, help="passes over the data (default 10; 1 with --steps)")
-    p.add_argument("--steps", type=int, help="total optimizer steps, whatever the table size")
-    p.add_argument("--batch-size", type=int, default=64, help="per device (paper: 256 on each of 2 GPUs)")
-    p.add_argument("--lr", type=float, default=PAPER["lr"])
-    p.add_argument("--beta1", type=float, default=PAPER["beta1"])
-    p.add_argument("--beta2", type=float, default=PAPER["beta2"])
-    p.add_argument("--eps", type=float, default=PAPER["eps"])
-    p.add_argument("--wd", type=float, default=PAPER["wd"], help="weight decay (none on gains and biases)")
-    p.add_argument("--warmup", type=int, help="warm-up steps (default: 10%% of the run; paper: 10000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (one process; use torchrun for several GPUs)")
-    p.add_argument("--precision", help="open_clip_train precision (default: amp on cuda, fp32 on cpu)")
-    p.add_argument("--workers", type=int, default=0, help="data loader workers per process")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
-    p.add_argument("--print-argv", action="store_true", help="print the open_clip_train argv and stop")
-    p.add_argument("extra", nargs="*", metavar="-- OPEN_CLIP_TRAIN_ARGS",
-                   help="more open_clip_train arguments after --, e.g. -- --grad-checkpointing")
-    p.set_defaults(func=cmd_train)

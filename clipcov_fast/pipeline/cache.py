@@ -18,7 +18,7 @@ def folder():
 def pool(name, limit=None, seed=0, root=None, **options):
     """Folder of built-in pool `name` (pairs.tsv, images/, manifest.json), built unless a build with
     the same limit, seed and options is there."""
-    from .data import pools
+    from . import pools
 
     tag = name + (f"-{limit}" if limit else "") + (f"-s{seed}" if seed else "") + \
         "".join(f"-{k}{v}" for k, v in sorted(options.items()))

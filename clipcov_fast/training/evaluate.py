@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, models
-from .labels import class_names as named_classes
-from .labels import templates as named_templates
+from .. import files
+from ..pipeline import models
+from ..pipeline.prompts import class_names as named_classes
+from ..pipeline.prompts import templates as named_templates
 
 log = logging.getLogger("clipcov_fast.evaluate")
 BUILTIN = ("fashion-mnist-test", "digits")
@@ -28,7 +29,7 @@ BUILTIN = ("fashion-mnist-test", "digits")
 def dataset_folder(dataset, limit=None):
     """The folder of a dataset name or path (built-in ones are built into the cache on first use)."""
     if dataset in BUILTIN:
-        from . import cache
+        from ..pipeline import cache
         return cache.pool(dataset, limit=limit)
     path = Path(dataset)
     if not (path / "pairs.tsv").is_file():
@@ -38,7 +39,7 @@ def dataset_folder(dataset, limit=None):
 
 def read_dataset(folder, limit=None, classes=None):
     """(Table, labels (n,) int64 or None, class names or None), first `limit` rows."""
-    from .data.table import Table
+    from ..pipeline.sources.table import Table
 
     table = Table(Path(folder) / "pairs.tsv")
     manifest = Path(folder) / "manifest.json"
@@ -132,41 +133,3 @@ def evaluate(model, dataset, *, checkpoint=None, limit=None, classes=None, templ
         caps = [table.rows[i][table._cap] for i in range(r)]
         result["retrieval"] = dict(retrieval_metrics(img[:r], txt[:r]), pairs=r, distinct_captions=len(set(caps)))
     return result
-
-
-def cmd_eval(args):
-    res = evaluate(args.model, args.dataset, checkpoint=args.checkpoint, limit=args.limit, classes=args.classes,
-                   templates=args.templates, retrieval_limit=args.retrieval_limit, batch_size=args.batch_size,
-                   device=args.device)
-    lines = [f"{res['model']} on {res['dataset']} ({res['pairs']} pairs)"]
-    if "zero_shot" in res:
-        z = res["zero_shot"]
-        lines.append(f"zero-shot ({res['prompts_per_class']} prompts a class): top-1 {z['top1']:.2%}  "
-                     f"top-5 {z['top5']:.2%}  mean per-class recall {z['mean_per_class_recall']:.2%}")
-    if "retrieval" in res:
-        r = res["retrieval"]
-        for d in ("image_to_text", "text_to_image"):
-            lines.append(f"retrieval {d.replace('_', ' ')} ({r['pairs']} pairs, {r['distinct_captions']} distinct "
-                         f"captions): " + "  ".join(f"R@{k} {r[f'{d}_R@{k}']:.2%}" for k in (1, 5, 10)))
-    print("\n".join(lines))
-    if args.out:
-        io.save_json(args.out, res)
-        print(f"wrote {args.out}")
-
-
-def register(sub):
-    p = sub.add_parser("eval", help="zero-shot classification and retrieval of a model",
-                       description="Zero-shot top-1/top-5 and mean per-class recall with class prompts, and "
-                                   "image-caption retrieval recall@1/5/10.")
-    p.add_argument("--model", required=True, help="open_clip model name, or lite0-minilm (the proxy)")
-    p.add_argument("--checkpoint", help="weights: an open_clip_train checkpoint or state dict")
-    p.add_argument("--dataset", default="fashion-mnist-test",
-                   help=f"{' or '.join(BUILTIN)}, or a folder with pairs.tsv (filepath, title, label)")
-    p.add_argument("--limit", type=int, help="first N pairs only")
-    p.add_argument("--classes", help="class names: fashion-mnist, imagenet or a file (default: the dataset's)")
-    p.add_argument("--templates", default="simple", help="prompt templates: simple, openai or a file")
-    p.add_argument("--retrieval-limit", type=int, default=1000, help="pairs for retrieval (0: none)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the metrics as JSON here")
-    p.set_defaults(func=cmd_eval)

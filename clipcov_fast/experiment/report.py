@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from .. import files
 
 LABELS = {"clipcov": "ClipCov (proportional)", "clipcov-global": "ClipCov (global)", "xcov": "xcov",
           "random": "random", "clip_score": "CLIP score", "semdedup": "SemDeDup", "full": "full pool"}
@@ -98,7 +98,7 @@ def markdown(report, summary):
     if cfg["name"] != "full":
         import dataclasses
 
-        from .experiment import CONFIGS
+        from .configs import CONFIGS
         full = dataclasses.asdict(CONFIGS["full"])
         lines.append(f"The `full` config (not run here) would take about "
                      f"{estimate_seconds(report, full) / 60:.0f} minutes on this machine, extrapolated from "
@@ -181,7 +181,7 @@ def plot(path, summary):
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
@@ -192,7 +192,7 @@ def write_report(report, out):
     summary = summarize(report["students"])
     report = dict(report, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     paths = out / "results.json", out / "results.md", out / "results.png"
-    io.save_json(paths[0], report)
-    io.save_text(paths[1], markdown(report, summary))
+    files.save_json(paths[0], report)
+    files.save_text(paths[1], markdown(report, summary))
     plot(paths[2], summary)
     return paths

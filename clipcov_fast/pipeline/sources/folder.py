@@ -1,12 +1,12 @@
 """An image folder with sidecar captions: photo.jpg + photo.txt (first line is the caption)."""
 import csv
-import io as _io
+import io
 import os
 from pathlib import Path
 
 from PIL import Image
 
-from .. import io
+from ... import files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
@@ -43,11 +43,11 @@ class Folder:
         """A folder has no table of its own: the subset is an open_clip table (filepath, title)."""
         out = Path(out)
         sep = "," if out.suffix.lower() == ".csv" else "\t"
-        buf = _io.StringIO()
+        buf = io.StringIO()
         writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
         writer.writerow(["filepath", "title"])
         base = out.parent.resolve()
         for i in sorted(set(int(r) for r in rows)):
             writer.writerow([os.path.relpath(self.files[i].resolve(), base), self.caption(i)])
-        io.save_text(out, buf.getvalue())
+        files.save_text(out, buf.getvalue())
         return out

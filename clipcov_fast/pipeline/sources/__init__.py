@@ -1,7 +1,8 @@
-"""Image-caption sources (tables, webdataset shards, image folders) and the built-in pools.
+"""Image-caption sources (tables, webdataset shards, image folders).
 
 Every source numbers its pairs 0..n-1 in a stable order, yields them as
 (row, key, caption, open_image) and writes a chosen subset back in its own format.
+Each reader is imported in the branch that needs it: webdataset is an optional dependency.
 """
 from pathlib import Path
 
@@ -9,30 +10,28 @@ from pathlib import Path
 def open_source(path, img_key="filepath", caption_key="title", sep=None):
     """The right reader for `path`: a folder of .tar shards or a .tar/brace pattern -> webdataset,
     another folder -> image folder with sidecar captions, a file -> TSV/CSV table."""
-    from .folder import Folder
-    from .table import Table
-    from .webds import Shards
-
     text = str(path)
     p = Path(text)
     if text.endswith(".tar") or "{" in text or (p.is_dir() and any(p.glob("*.tar"))):
+        from .webds import Shards
         return Shards(text)
     if p.is_dir():
+        from .folder import Folder
         return Folder(p)
+    from .table import Table
     return Table(p, img_key=img_key, caption_key=caption_key, sep=sep)
 
 
 def from_spec(spec):
     """Re-open a source from the `spec()` an embedding manifest recorded."""
-    from .folder import Folder
-    from .table import Table
-    from .webds import Shards
-
     kind = spec.get("kind")
     if kind == "table":
+        from .table import Table
         return Table(spec["path"], spec["img_key"], spec["caption_key"], spec["sep"])
     if kind == "folder":
+        from .folder import Folder
         return Folder(spec["path"])
     if kind == "webdataset":
+        from .webds import Shards
         return Shards(spec["path"])
     raise ValueError(f"unknown data source kind {kind!r} in the embedding manifest")

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io, models
-from .data import open_source
+from .. import files
+from . import models
+from .sources import open_source
 
 log = logging.getLogger("clipcov_fast.embed")
 PROGRESS = ".progress.json"
@@ -41,7 +42,7 @@ def _items(source, start, preprocess):
 
 
 def _save_progress(path, state):
-    io.save_json(path, state)
+    files.save_json(path, state)
 
 
 def _clean(text):
@@ -142,7 +143,7 @@ def _finalize(out, settings, arrays, parts, skipped, skipped_part, progress_path
     keep[[r for r, _, _ in skipped]] = False
     rows = np.flatnonzero(keep)
     for name, arr in arrays.items():
-        with io.atomic_path(out / f"{name}.npy") as tmp:
+        with files.atomic_path(out / f"{name}.npy") as tmp:
             if keep.all():
                 arr.flush()
                 os.replace(parts[name], tmp)
@@ -153,44 +154,15 @@ def _finalize(out, settings, arrays, parts, skipped, skipped_part, progress_path
                 dst.flush()
                 del dst
     arrays.clear()
-    io.save_npy(out / "rows.npy", rows.astype(np.int64))
-    io.save_text(out / "skipped.tsv", "row\tkey\treason\n" + "".join(
+    files.save_npy(out / "rows.npy", rows.astype(np.int64))
+    files.save_text(out / "skipped.tsv", "row\tkey\treason\n" + "".join(
         f"{r}\t{key}\t{why}\n" for r, key, why in sorted(skipped)))
     manifest = dict(settings, dim=dim, dtype="float16", normalized=True,
                     counts={"pairs": n, "embedded": int(len(rows)), "skipped": len(skipped)},
                     files={"img": "img.npy", "txt": "txt.npy", "rows": "rows.npy", "skipped": "skipped.tsv"})
-    io.save_json(out / "manifest.json", manifest)
+    files.save_json(out / "manifest.json", manifest)
     for p in list(parts.values()) + [skipped_part, progress_path]:
         if p.exists():
             p.unlink()
     log.info("embedded %d of %d pairs into %s (%d skipped)", len(rows), n, out, len(skipped))
     return manifest
-
-
-def cmd_embed(args):
-    m = embed(args.data, args.model, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size,
-              device=args.device, num_workers=args.num_workers, seed=args.seed, img_key=args.img_key,
-              caption_key=args.caption_key, sep=args.sep, overwrite=args.overwrite)
-    c = m["counts"]
-    print(f"embedded {c['embedded']} of {c['pairs']} pairs ({c['skipped']} skipped) into {args.out}")
-
-
-def register(sub):
-    p = sub.add_parser("embed", help="embed image-caption pairs with an open_clip model",
-                       description="Embed every pair of a table, webdataset shards or an image folder "
-                                   "into EMB/img.npy and EMB/txt.npy (fp16, L2-normalized). Resumable: "
-                                   "rerun the same command after an interruption.")
-    p.add_argument("--data", required=True, help="pairs.tsv/.csv, shards (DIR, x.tar, {000..009}.tar) or an "
-                                                 "image folder with sidecar .txt captions")
-    p.add_argument("--model", required=True, help=f"open_clip model name ({', '.join(models.NAMES)} ship here)")
-    p.add_argument("--checkpoint", help="local weights file (nothing is downloaded); random weights without")
-    p.add_argument("--out", required=True, help="output folder EMB")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
-    p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers reading images")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights when there is no checkpoint")
-    p.add_argument("--img-key", default="filepath", help="table column of image paths")
-    p.add_argument("--caption-key", default="title", help="table column of captions")
-    p.add_argument("--sep", help="table separator (default: tab; comma for .csv)")
-    p.add_argument("--overwrite", action="store_true", help="start over even if EMB holds other embeddings")
-    p.set_defaults(func=cmd_embed)

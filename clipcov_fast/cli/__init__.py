@@ -1,15 +1,16 @@
-"""The `clipcov` command line: one sub-command per stage.
+"""The `clipcov` command line: one sub-command per stage, one module per sub-command.
 
-Each stage module exposes `register(subparsers)`, which adds its sub-command and sets `func`.
+Each command module exposes `register(subparsers)`, which adds its sub-command and sets `func`; the
+function turns the flags into a library call and prints what it wrote. Only this package parses flags.
 """
 import argparse
 import logging
 import sys
 
-from . import __version__
-from . import commands_data, commands_demo, commands_select, embed, evaluate, experiment, labels, train
+from .. import __version__
+from . import data, demo, embed, eval, experiment, labels, select, train
 
-STAGES = [commands_data, embed, labels, commands_select, train, evaluate, experiment, commands_demo]
+COMMANDS = [data, embed, labels, select, train, eval, experiment, demo]
 
 
 def build_parser():
@@ -17,8 +18,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"clipcov-fast {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for stage in STAGES:
-        stage.register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 
@@ -34,10 +35,10 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
+    except ModuleNotFoundError as e:  # an optional dependency: name the extra that brings it
+        print(f"clipcov {args.command}: error: this needs the Python package {e.name!r}, which is not "
+              "installed; install the pipeline extra: pip install 'clipcov-fast[clip]'", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"clipcov {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

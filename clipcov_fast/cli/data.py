@@ -1,10 +1,9 @@
 """`clipcov data build NAME --out DIR`: make a built-in pool from installed Debian packages."""
-from .data.debian import MissingPackage
+from ..pipeline import pools
+from ..pipeline.pools.debian import MissingPackage
 
 
 def cmd_build(args):
-    from .data import pools
-
     options = {"ood": args.ood} if args.name == "fashion-web" else {}
     if args.ood and args.name != "fashion-web":
         raise ValueError("--ood applies to fashion-web only")
@@ -17,8 +16,6 @@ def cmd_build(args):
 
 
 def register(sub):
-    from .data.pools import NAMES
-
     p = sub.add_parser("data", help="build a built-in image-caption pool")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     b = dsub.add_parser("build", help="build pool NAME into DIR (images/, pairs.tsv, manifest.json)",
@@ -26,7 +23,7 @@ def register(sub):
                                     "web-like Fashion-MNIST pairs), fashion-proxy (disjoint clean pairs "
                                     "for a proxy model), fashion-mnist-test and digits (evaluation), "
                                     "clipart, stamps, emoji.")
-    b.add_argument("name", metavar="NAME", choices=NAMES, help=", ".join(NAMES))
+    b.add_argument("name", metavar="NAME", choices=pools.NAMES, help=", ".join(pools.NAMES))
     b.add_argument("--out", required=True, help="output folder DIR")
     b.add_argument("--limit", type=int, help="at most this many source images (fashion-web: base images, "
                                              "before near-duplicates and out-of-domain pairs are added)")

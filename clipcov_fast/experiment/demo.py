@@ -1,11 +1,11 @@
-"""`clipcov demo`: every selector on the built-in synthetic pool, a summary table and a plot."""
+"""Every selector on the built-in synthetic pool: what each subset holds, a summary table and a plot."""
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from . import io, synthetic
-from .commands_select import METHODS, run_method
+from .. import files, synthetic
+from ..methods import METHODS, run_method
 
 log = logging.getLogger("clipcov_fast")
 
@@ -48,48 +48,35 @@ def plot(path, results, labels, kind, classes):
     ax.set(title="what each subset holds", ylabel="share of subset", ylim=(0, 1.25))
     ax.legend(fontsize=8, ncol=2, loc="upper center")
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
-def cmd_demo(args):
-    out = Path(args.out)
-    img, txt, labels, kind = synthetic.make_pool(args.n, d=args.d, classes=args.classes, seed=args.seed)
+def run_demo(out, n=20000, d=64, classes=20, fraction=0.1, seed=0):
+    """Select with every method; write OUT/subset_METHOD.npy, summary.json and demo.png. Returns the table
+    as text."""
+    out = Path(out)
+    img, txt, labels, kind = synthetic.make_pool(n, d=d, classes=classes, seed=seed)
     log.info("synthetic pool: n=%d d=%d classes=%d (%.0f%% clean, %.0f%% misaligned, %.0f%% duplicates)",
-             args.n, args.d, args.classes, 100 * np.mean(kind == 0), 100 * np.mean(kind == 1),
+             n, d, classes, 100 * np.mean(kind == 0), 100 * np.mean(kind == 1),
              100 * np.mean(kind == 2))
-    k = int(args.fraction * args.n)
+    k = int(fraction * n)
     results, rows = {}, []
     for method in METHODS:
-        sel = run_method(method, img, txt, k, labels=labels, seed=args.seed)
+        sel = run_method(method, img, txt, k, labels=labels, seed=seed)
         results[method] = sel
-        counts = np.bincount(labels[sel.indices], minlength=args.classes)
+        counts = np.bincount(labels[sel.indices], minlength=classes)
         rows.append({"method": method, "seconds": sel.timings.get("total", 0.0), **composition(sel, kind),
                      "distinct_classes": int(np.count_nonzero(counts)),
                      "objective": None if np.isnan(sel.objective) else sel.objective})
-        io.save_npy(out / f"subset_{method}.npy", sel.indices)
+        files.save_npy(out / f"subset_{method}.npy", sel.indices)
     header = f"{'method':<11} {'seconds':>8} {'clean':>7} {'misalig.':>9} {'dupl.':>7} {'classes':>8}"
-    lines = [f"demo: k = {k} of n = {args.n} pairs ({args.fraction:.0%}), {args.classes} classes", header]
+    lines = [f"demo: k = {k} of n = {n} pairs ({fraction:.0%}), {classes} classes", header]
     for r in rows:
         lines.append(f"{r['method']:<11} {r['seconds']:>8.3f} {r['clean']:>7.1%} {r['misaligned']:>9.1%} "
                      f"{r['duplicate']:>7.1%} {r['distinct_classes']:>8d}")
-    print("\n".join(lines))
-    io.save_json(out / "summary.json", {"n": args.n, "k": k, "d": args.d, "classes": args.classes,
-                                        "seed": args.seed, "methods": rows})
-    plot(out / "demo.png", results, labels, kind, args.classes)
-    print(f"wrote {out / 'summary.json'} and {out / 'demo.png'}")
-
-
-def register(sub):
-    p = sub.add_parser("demo", help="run every selector on the built-in synthetic pool",
-                       description="Select from a built-in synthetic pool (clustered, Zipf class sizes, "
-                                   "misaligned and duplicated pairs) with every method; print what each "
-                                   "subset holds and plot it.")
-    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--n", type=int, default=20000)
-    p.add_argument("--d", type=int, default=64)
-    p.add_argument("--classes", type=int, default=20)
-    p.add_argument("--fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
+    files.save_json(out / "summary.json", {"n": n, "k": k, "d": d, "classes": classes,
+                                        "seed": seed, "methods": rows})
+    plot(out / "demo.png", results, labels, kind, classes)
+    return "\n".join(lines + [f"wrote {out / 'summary.json'} and {out / 'demo.png'}"])

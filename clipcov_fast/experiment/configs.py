@@ -1,0 +1,95 @@
+"""The experiment's configurations: what is selected, trained and scored, and at what size."""
+import dataclasses
+import json
+from pathlib import Path
+
+METHODS = ("clipcov", "clipcov-global", "xcov", "random", "clip_score", "semdedup", "full")
+PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
+# Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
+TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",
+             "a black and white photo of the {}.", "a close-up photo of a {}.")
+# Class names for the prompts: the everyday word of each Fashion-MNIST class, as the pool's captions use it.
+# (The dataset's own "trouser" never occurs in a caption: with it, no model here ever predicts that class.)
+CLASS_NAMES = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+               "ankle boot")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    pool: int  # fashion-web base images (near-duplicates add 10% more pairs)
+    proxy_pairs: int  # fashion-proxy pairs the proxy is fitted on
+    test: int  # fashion-mnist-test images the students are scored on
+    budgets: tuple  # subset sizes as fractions of the pool
+    seeds: tuple  # one student (and one random / SemDeDup subset) per seed
+    methods: tuple = METHODS
+    student: str = "clipcov-tiny"
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 5e-4
+    jobs: int = 2  # students trained at once, one thread each
+    threads: int = 2  # torch threads of the embedding stages
+    proxy: str = "lite0-minilm"
+    proxy_epochs: int = 3
+    proxy_eval: int = 2000  # test images to report the proxy's own zero-shot accuracy on
+    pool_seed: int = 0
+
+
+CONFIGS = {
+    # fits `make demo` (15 minutes on 2 cores): a 4,400-pair pool, one budget, 2 seeds, short students
+    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=1500, budgets=(0.1,), seeds=(0, 1),
+                    steps=250, batch_size=64, proxy_eval=1000),
+    # the probe's scale: an 17,600-pair pool, 3 budgets, 3 seeds
+    "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.2),
+                   seeds=(0, 1, 2), steps=600),
+}
+
+
+def make_config(base="quick", **overrides):
+    """A checked Config: a named one (or a JSON file with optional "base") plus field overrides."""
+    if isinstance(base, Config):
+        cfg = base
+    elif base in CONFIGS:
+        cfg = CONFIGS[base]
+    elif Path(str(base)).is_file():
+        data = json.loads(Path(base).read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"--config: {base} must hold a JSON object")
+        cfg = make_config(data.pop("base", "quick"), **{"name": Path(base).stem, **data})
+    else:
+        raise ValueError(f"--config must be one of {sorted(CONFIGS)} or a JSON file, got {base!r}")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"config: unknown field(s) {unknown}; known: {sorted(fields)}")
+    for key in ("budgets", "seeds", "methods"):
+        if key in overrides and not isinstance(overrides[key], (list, tuple)):
+            overrides[key] = (overrides[key],)
+    cfg = dataclasses.replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg):
+    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"config: {key} must be a positive integer, got {value!r}")
+    if not cfg.budgets or not all(isinstance(b, (int, float)) and 0 < b < 1 for b in cfg.budgets):
+        raise ValueError(f"config: budgets must be fractions in (0, 1), got {cfg.budgets!r}")
+    if not cfg.seeds or not all(isinstance(s, int) and s >= 0 for s in cfg.seeds):
+        raise ValueError(f"config: seeds must be non-negative integers, got {cfg.seeds!r}")
+    bad = [m for m in cfg.methods if m not in METHODS]
+    if not cfg.methods or bad:
+        raise ValueError(f"config: methods must be among {METHODS}, got {bad or cfg.methods!r}")
+    if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
+        raise ValueError(f"config: lr must be positive, got {cfg.lr!r}")
+    if cfg.proxy not in PROXIES:
+        model, sep, ckpt = cfg.proxy.partition("=")
+        if not sep or not model or not Path(ckpt).is_file():
+            raise ValueError(f"config: proxy must be one of {PROXIES} or MODEL=CHECKPOINT with an existing "
+                             f"checkpoint file, got {cfg.proxy!r}")
+    for b in cfg.budgets:
+        if int(b * cfg.pool) < cfg.batch_size // 4:
+            raise ValueError(f"config: a {b:.0%} subset of {cfg.pool} pairs is tiny next to batch_size "
+                             f"{cfg.batch_size}: raise pool or lower batch_size")

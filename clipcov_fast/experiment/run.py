@@ -1,0 +1,172 @@
+"""`clipcov experiment`: the paper's experiment in miniature on the built-in fashion-web pool.
+
+    pools (fashion-web, fashion-proxy, fashion-mnist-test) -> proxy model fitted on fashion-proxy
+    -> embed + zero-shot proxy labels of the pool -> one subset per method x budget x seed
+    -> a fresh student CLIP per subset, all with the same number of steps -> zero-shot top-1 on
+    fashion-mnist-test -> docs/results.md, results.json, results.png (with what each subset holds)
+
+Everything lands in a work folder and is reused by a rerun with the same config (pools, proxy heads,
+embeddings, finished students), so an interrupted run continues where it stopped.
+The proxy never sees the pool it scores: it is fitted on fashion-proxy, a disjoint clean split.
+"""
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import files
+from ..methods import run_method
+from ..pipeline import cache, embed, models
+from ..pipeline.labels import label
+from ..pipeline.sources.table import Table
+from ..pipeline.subsets import write_subset
+from ..training import evaluate
+from .configs import CLASS_NAMES, TEMPLATES, make_config
+from .report import write_report
+from .students import threads, train_students
+
+log = logging.getLogger("clipcov_fast.experiment")
+
+
+def fit_proxy(cfg, work, proxy_pool):
+    """(model name, checkpoint) of the proxy, fitted on fashion-proxy unless the config names one."""
+    if cfg.proxy == "lite0-minilm":
+        from ..pipeline import towers
+        return towers.NAME, str(towers.fit(proxy_pool / "pairs.tsv", work / "proxy", epochs=cfg.proxy_epochs))
+    if cfg.proxy == "tiny-clip":  # the fallback: a student-sized CLIP trained on the clean disjoint split
+        from ..training.train import latest_checkpoint, train
+        run = work / "proxy-tiny-clip"
+        ckpt = latest_checkpoint(run)
+        if ckpt is None or not (run / "done").is_file():
+            shutil.rmtree(run, ignore_errors=True)
+            ckpt = train(proxy_pool / "pairs.tsv", cfg.student, run, steps=cfg.steps, batch_size=cfg.batch_size,
+                         lr=cfg.lr, seed=0, log_every=10 ** 6)["checkpoint"]
+            (run / "done").write_text("")
+        return cfg.student, str(ckpt)
+    model, _, ckpt = cfg.proxy.partition("=")
+    return model, ckpt
+
+
+def prompt_files(work):
+    """WORK/templates.txt and WORK/classes.txt, the prompts of proxy labels and of every evaluation."""
+    paths = Path(work) / "templates.txt", Path(work) / "classes.txt"
+    for path, lines in zip(paths, (TEMPLATES, CLASS_NAMES)):
+        files.save_text(path, "\n".join(lines) + "\n")
+    return tuple(str(p.resolve()) for p in paths)
+
+
+def select_subsets(cfg, work, web, emb):
+    """{(method, budget, seed): subset table} for every student, and the subsets' pool rows."""
+
+    manifest = json.loads((emb / "manifest.json").read_text())
+    img, txt = np.load(emb / "img.npy"), np.load(emb / "txt.npy")
+    labels, class_emb = np.load(emb / "labels.npy"), np.load(emb / "class_emb.npy")
+    rows = np.load(emb / "rows.npy")
+    subsets, pool_rows = {}, {}
+    for budget in cfg.budgets:
+        k = int(budget * len(img))
+        for seed in cfg.seeds:
+            for method in cfg.methods:
+                key = (method, budget, seed)
+                if method == "full":  # one full-pool student per seed, whatever the budgets
+                    subsets[("full", 1.0, seed)], pool_rows[("full", 1.0, seed)] = web / "pairs.tsv", rows
+                    continue
+                name, budget_rule = ("clipcov", "global") if method == "clipcov-global" else (method, "proportional")
+                sel = run_method(name, img, txt, k, labels=labels, class_emb=class_emb, budget=budget_rule,
+                                 seed=seed, num_threads=cfg.threads, device="cpu")
+                out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
+                subsets[key] = Path(write_subset(emb, sel.indices, out, manifest))
+                pool_rows[key] = rows[np.sort(sel.indices)]
+    return subsets, pool_rows
+
+
+def diagnostics(web, pool_rows):
+    """What a subset holds, from the pool's own columns: true class counts, noise shares, distinct images."""
+    table = Table(web / "pairs.tsv")
+    cols = {c: table.header.index(c) for c in ("label", "noise", "source")}
+    label = np.array([int(r[cols["label"]]) for r in table.rows])
+    noise = np.array([r[cols["noise"]] for r in table.rows])
+    source = np.array([r[cols["source"]] for r in table.rows])
+    r = np.asarray(pool_rows)
+    kinds = ("clean", "misaligned", "generic", "near_duplicate", "out_of_domain")
+    return {"pairs": int(len(r)), "class_counts": np.bincount(label[r][label[r] >= 0], minlength=10).tolist(),
+            "fractions": {k: float(np.mean(noise[r] == k)) if len(r) else 0.0 for k in kinds},
+            "distinct_images": int(len(np.unique(source[r])))}
+
+
+def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
+    """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
+    cfg = make_config(config, **overrides)
+    work = Path(work or f"runs/experiment-{cfg.name}")
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    times = {}
+    threads(cfg.threads)
+
+    def stage(name):
+        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
+        log.info("experiment %s: %s done (%.0f s so far)", cfg.name, name, time.perf_counter() - t0)
+
+    pools = work / "pools"
+    web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools)
+    proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
+    test = cache.pool("fashion-mnist-test", cfg.test, root=pools)
+    stage("pools")
+    model, ckpt = fit_proxy(cfg, work, proxy_pool)
+    stage("proxy")
+    emb = work / f"emb-{Path(model).name}"
+    stale = (emb / "manifest.json").is_file() and not _emb_ok(emb, ckpt)  # made with other proxy weights
+    embed.embed(web / "pairs.tsv", model, emb, checkpoint=ckpt, batch_size=128, num_workers=0, overwrite=stale)
+    templates, classes = prompt_files(work)
+    label(emb, classes, templates)
+    stage("embed+labels")
+    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, CLASS_NAMES]
+    proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
+        model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
+        retrieval_limit=0))
+    stage("proxy-eval")
+    subsets, pool_rows = select_subsets(cfg, work, web, emb)
+    diag = {key: diagnostics(web, rows) for key, rows in pool_rows.items()}
+    stage("select")
+    tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
+                   "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
+                   "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
+                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path)}
+             for key, path in subsets.items()}
+    results = dict(train_students(tasks, cfg.jobs, progress))
+    stage("students")
+    report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
+              "class_names": CLASS_NAMES,
+              "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
+                        "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
+              "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
+                       "pairs": len(np.load(emb / "rows.npy"))},
+              "stage_seconds": times, "total_seconds": round(time.perf_counter() - t0, 1),
+              "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
+                            "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
+                            "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],
+                            "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)}
+                           for k, r in sorted(results.items())]}
+    paths = write_report(report, Path(out))
+    log.info("wrote %s", ", ".join(map(str, paths)))
+    return report
+
+
+def _emb_ok(emb, ckpt):
+    m = emb / "manifest.json"
+    return m.is_file() and json.loads(m.read_text()).get("checkpoint_sha256") == models.file_sha256(ckpt)
+
+
+def _cached_json(path, key, make):
+    key = json.loads(json.dumps(key))  # as it reads back from the file
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return data["value"]
+    value = make()
+    files.save_json(path, {"key": key, "value": value})
+    return value

@@ -1,0 +1,73 @@
+"""Student CLIPs: train one on a subset and score it zero-shot, several at a time in fresh processes."""
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .. import files
+
+
+def threads(n):
+    import torch
+    torch.set_num_threads(n)
+
+
+def _student(task):
+    """Train and score one student (runs in a worker process, one thread); returns its result."""
+    from ..pipeline import models
+    from ..training import evaluate, train
+
+    run = Path(task["run"])
+    done = run / "result.json"
+    if done.is_file() and json.loads(done.read_text()).get("task") == task:
+        return json.loads(done.read_text())
+    shutil.rmtree(run, ignore_errors=True)  # an unfinished student starts over
+    run.mkdir(parents=True)
+    t0 = time.perf_counter()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    threads(1)
+    models.register()
+    with open(run / "console.log", "w") as log_file, contextlib.redirect_stdout(log_file), \
+            contextlib.redirect_stderr(log_file):
+        info = train.train(task["data"], task["student"], run, steps=task["steps"], batch_size=task["batch_size"],
+                           lr=task["lr"], seed=task["seed"], log_every=100, threads=1)
+        t1 = time.perf_counter()
+        res = evaluate.evaluate(task["student"], task["test"], checkpoint=info["checkpoint"],
+                                templates=task["templates"], classes=task["classes"], retrieval_limit=0)
+    result = {"task": task, "zero_shot": {k: v for k, v in res["zero_shot"].items()},
+              "train_s": t1 - t0, "eval_s": time.perf_counter() - t1, "steps": info["steps"]}
+    files.save_json(done, result)
+    return result
+
+
+def _init_worker():
+    os.environ["OMP_NUM_THREADS"] = "1"
+    logging.basicConfig(level=logging.ERROR)  # open_clip warns of random weights for every fresh student
+
+
+def train_students(tasks, jobs, progress=True):
+    """Run the student tasks, `jobs` at a time in fresh processes; yields (key, result) as they finish."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(tasks), desc="students", unit="model", disable=not progress, file=sys.stdout) as bar:
+        def done(key, result):
+            bar.set_postfix_str(f"{key[0]} {key[1]:g} s{key[2]}: top-1 {result['zero_shot']['top1']:.1%}")
+            bar.update()
+            return key, result
+
+        if jobs == 1:  # in this process: no start-up cost per student (tests, debugging)
+            for key, task in tasks.items():
+                yield done(key, _student(task))
+            return
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = {pool.submit(_student, task): key for key, task in tasks.items()}
+            for f in as_completed(futures):
+                yield done(futures[f], f.result())
