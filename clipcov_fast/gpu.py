@@ -179,9 +179,11 @@ def select(emb_img, emb_txt, k, *, objective, labels, class_emb, threshold, weig
     timings = {"inputs": time.perf_counter() - t0}
     if n == 0:
         return Selection(np.zeros(0, np.int64), np.zeros(0), 0.0, y, 0, 0, objective, budget, timings)
-    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)
+    t1 = time.perf_counter()
+    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)  # on the host, for now
     order = np.argsort(dense, kind="stable").astype(np.int64)
     class_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    timings["sort"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     _cuda.reset_peak()
     torch_held = _release_torch_cache()
