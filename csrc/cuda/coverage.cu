@@ -8,6 +8,7 @@
 // whole tile rows so that the partials stay bounded (coverage_batch_tiles). No n_c x n_c buffer
 // ever exists: a tile lives in registers.
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "core/threshold.hpp"
@@ -194,10 +195,13 @@ __global__ void add_partials_k(int64_t s0, int64_t s1, const int64_t* class_ptr,
 }  // namespace
 
 int64_t coverage_batch_tiles(const std::vector<int64_t>& class_ptr) {
+  // CLIPCOV_CUDA_BATCH_TILES, a debug setting, makes batches smaller so that tests with small inputs
+  // cross batch borders.
+  const char* setting = std::getenv("CLIPCOV_CUDA_BATCH_TILES");
   int64_t widest = 0;  // a batch must hold the longest tile row
   for (size_t c = 0; c + 1 < class_ptr.size(); ++c)
     widest = std::max(widest, (class_ptr[c + 1] - class_ptr[c] + kTile - 1) / kTile);
-  return std::max(kBatchTiles, widest);
+  return std::max(setting ? std::max<int64_t>(1, std::atoll(setting)) : kBatchTiles, widest);
 }
 
 int64_t coverage_scratch_bytes(const std::vector<int64_t>& class_ptr) {
