@@ -6,6 +6,7 @@ The pick-deciding arithmetic is float64 except the coverage tiles (float32 FMA w
 and a float64 recheck near the threshold); docs/gpu.md gives the argument.
 """
 import functools
+import sys
 import time
 import warnings
 
@@ -141,6 +142,16 @@ def _same_dtype(A, B):
     return (A.to(wide.dtype), B.to(wide.dtype)) if _is_torch(A) else (A.astype(wide.dtype), B.astype(wide.dtype))
 
 
+def _release_torch_cache():
+    """Hand torch's cached, unused GPU blocks back to the driver, so that the engine's memory check sees
+    them as free; returns the bytes torch's live tensors still hold (0 without torch on the GPU)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return 0
+    torch.cuda.empty_cache()
+    return int(torch.cuda.memory_allocated())
+
+
 def select(emb_img, emb_txt, k, *, objective, labels, class_emb, threshold, weights, budget, normalize):
     """The whole selection on the GPU; returns a Selection."""
     from . import _cuda
@@ -168,16 +179,25 @@ def select(emb_img, emb_txt, k, *, objective, labels, class_emb, threshold, weig
     timings = {"inputs": time.perf_counter() - t0}
     if n == 0:
         return Selection(np.zeros(0, np.int64), np.zeros(0), 0.0, y, 0, 0, objective, budget, timings)
-    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)
+    t1 = time.perf_counter()
+    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)  # on the host, for now
     order = np.argsort(dense, kind="stable").astype(np.int64)
     class_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    timings["sort"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     _cuda.reset_peak()
-    eng = _cuda.Engine(order, class_ptr, int(A.shape[1]), bool(normalize))
-    eng.set_inputs(a_desc, b_desc)
+    torch_held = _release_torch_cache()
+    eng = _cuda.Engine(order, class_ptr, int(A.shape[1]), bool(normalize), objective)
+    try:
+        eng.set_inputs(a_desc, b_desc)
+    except MemoryError as e:
+        if torch_held:
+            raise type(e)(f"{e}; torch's live tensors hold {torch_held} bytes on this GPU "
+                              "(its cache was released first)") from e
+        raise
     timings["load"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    row, what = eng.prepare(objective, k, float(threshold), w["coverage"], w["easiness"], w["center"],
+    row, what = eng.prepare(k, float(threshold), w["coverage"], w["easiness"], w["center"],
                             w["redundancy"], w["label"] * label_sim)
     if what:
         name, problem = {1: ("emb_img", "a NaN or Inf"), 2: ("emb_txt", "a NaN or Inf"),
@@ -191,4 +211,5 @@ def select(emb_img, emb_txt, k, *, objective, labels, class_emb, threshold, weig
     timings["total"] = time.perf_counter() - t0
     sel = Selection(idx, gains, float(np.sum(gains)), y, k, n, objective, budget, timings)
     sel.device_peak_bytes = int(_cuda.peak_bytes())  # the engine's own buffers (inputs it borrowed excluded)
+    sel.device_need_bytes = int(eng.memory_need)  # what the memory check counted for them
     return sel

@@ -26,9 +26,9 @@ CLIPCOV_HD TileEntry tile_entry(float s32, float tau32, double tau, double band)
   return t;
 }
 
-// The float32 similarity of two rows stored as raw values x, y with row scales sx, sy:
-// fl(fl(sum x*y) * fl(sx*sy)). Its error stays inside f32_dot_error_bound(d) * |a| * |b| (the
-// bound's +8 covers the two extra roundings of the scales and those of float64 inputs).
-CLIPCOV_HD float scaled_similarity(float raw_dot, double sx, double sy) { return raw_dot * float(sx * sy); }
+// A value as the float32 tiles see it: scaled in float64 first (the CPU store's rounding), so that
+// normalized rows of any magnitude reach the float32 product at unit norm (raw 1e25 rows would overflow it,
+// raw 1e-30 rows underflow). The dot of two such rows stays inside f32_dot_error_bound(d) * |a| * |b|.
+CLIPCOV_HD float stored_f32(double x, double scale) { return float(x * scale); }
 
 }  // namespace clipcov

@@ -54,30 +54,34 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("peak_bytes", &clipcov::gpu::peak_bytes, "Most device memory the engine held at once");
   m.def("reset_peak", &clipcov::gpu::reset_peak);
   py::class_<Engine>(m, "Engine")
-      .def(py::init([](carray<int64_t> order, carray<int64_t> class_ptr, int64_t d, bool normalize) {
+      .def(py::init([](carray<int64_t> order, carray<int64_t> class_ptr, int64_t d, bool normalize,
+                       const std::string& objective) {
+             if (objective != "clipcov" && objective != "xcov") throw py::value_error("unknown objective");
              std::vector<int64_t> o(order.data(), order.data() + order.size());
              std::vector<int64_t> p(class_ptr.data(), class_ptr.data() + class_ptr.size());
-             return new Engine(std::move(o), std::move(p), d, normalize);
+             return new Engine(std::move(o), std::move(p), d, normalize, objective == "xcov");
            }),
-           py::arg("order"), py::arg("class_ptr"), py::arg("d"), py::arg("normalize"))
+           py::arg("order"), py::arg("class_ptr"), py::arg("d"), py::arg("normalize"), py::arg("objective"))
       .def("set_inputs",
            [](Engine& e, const py::object& a, const py::object& b) {
              ArrayDesc da = describe(a, "emb_img"), db = describe(b, "emb_txt");
              py::gil_scoped_release nogil;
              e.set_inputs(da, db);
            },
-           "Host arrays are copied to the GPU; device tuples are borrowed (keep them alive)")
+           "Checks device memory for the whole run, then copies host arrays to the GPU; device tuples "
+           "are borrowed (keep them alive)")
       .def("prepare",
-           [](Engine& e, const std::string& objective, int64_t k, double tau, double w_cov, double w_easy,
-              double w_center, double w_red, carray<double> extra) {
-             if (objective != "clipcov" && objective != "xcov") throw py::value_error("unknown objective");
+           [](Engine& e, int64_t k, double tau, double w_cov, double w_easy, double w_center, double w_red,
+              carray<double> extra) {
              if (extra.size() != e.n()) throw py::value_error("extra must have n entries");
              clipcov::gpu::EngineWeights w{w_cov, w_easy, w_center, w_red};
              py::gil_scoped_release nogil;
-             return e.prepare(objective == "xcov", k, tau, w, extra.data());
+             return e.prepare(k, tau, w, extra.data());
            })
       .def("greedy", &clipcov::run_greedy<Engine>, py::arg("quota"), py::arg("k"), py::arg("global_budget"),
            "Pick order (original rows) and gains; global_budget advances classes on demand")
       .def_property_readonly("n", &Engine::n)
-      .def_property_readonly("num_classes", &Engine::num_classes);
+      .def_property_readonly("num_classes", &Engine::num_classes)
+      .def_property_readonly("memory_need", &Engine::memory_need,
+                             "Bytes of engine buffers at the run's peak, as the memory check counted them");
 }

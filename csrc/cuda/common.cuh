@@ -52,6 +52,14 @@ __device__ __forceinline__ double warp_dot(const T* row, const double* x, int64_
   return warp_sum(s);
 }
 
+// Float64 dot of two caller's rows, by one warp (every lane gets the result).
+template <class T>
+__device__ __forceinline__ double warp_dot_rows(const T* x, const T* y, int64_t d) {
+  double s = 0.0;
+  for (int64_t k = threadIdx.x % 32; k < d; k += 32) s += to_d(x[k]) * to_d(y[k]);
+  return warp_sum(s);
+}
+
 // Block-wide best (gain desc, index asc; index -1 = none); every thread gets the result.
 // sg/si: kWarps slots of shared scratch.
 __device__ inline void block_best(double& g, int32_t& i, double* sg, int32_t* si) {

@@ -48,21 +48,24 @@ struct Engine::Impl {
   Rows rows;
   bool have_inputs = false, prepared = false, xcov = false;
   double tau = 0.0, w_red = 1.0;
+  int64_t need = 0;
 
   void use_device() const {
     if (device >= 0) check(cudaSetDevice(device), "cudaSetDevice");
   }
   Input take(const ArrayDesc& a, DeviceBuffer<unsigned char>& own, const char* name);
-  void require_memory(int64_t bytes) const;
+  int64_t memory_need(int64_t input_copies) const;
+  void require_memory(int64_t bytes, int64_t input_copies) const;
 };
 
-Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize)
+Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize, bool xcov)
     : impl_(new Impl) {
   Impl& m = *impl_;
   m.n = int64_t(order.size());
   m.d = d;
   m.K = int64_t(class_ptr.size()) - 1;
   m.normalize = normalize;
+  m.xcov = xcov;
   if (m.K < 1 || class_ptr.front() != 0 || class_ptr.back() != m.n)
     throw std::invalid_argument("class_ptr must start at 0 and end at n");
   for (int64_t c = 0; c < m.K; ++c)
@@ -76,11 +79,36 @@ Engine::~Engine() = default;
 int64_t Engine::n() const { return impl_->n; }
 int64_t Engine::num_classes() const { return impl_->K; }
 
-void Engine::Impl::require_memory(int64_t bytes) const {
+int64_t Engine::memory_need() const { return impl_->need; }
+
+// Allocation rounding (about 2 MiB for each of the ~30 buffers) and the runtime's own memory for
+// kernel launches, which no buffer counts.
+constexpr int64_t kMemorySlack = int64_t(128) << 20;
+
+// The engine's device memory at its peak: every buffer the stages allocate, stage by stage as they
+// hold them (set_inputs, then prepare's norms, centre and objective steps, then greedy).
+int64_t Engine::Impl::memory_need(int64_t input_copies) const {
+  const int64_t rows = n * (8 + 4) + (K + 1) * 8;  // order, class of each row, class_ptr
+  const int64_t terms = n * 7 * 8;                 // sA, sB, nA, nB, easy, cen, util
+  const int64_t norms = n * 2 * 8;
+  const int64_t centre = K > 1 ? 2 * K * d * 8 + class_sums_scratch_bytes(class_ptr, d) : 0;
+  const int64_t objective = xcov ? n * 8 + xcov_initial_scratch_bytes(class_ptr, d)  // gains, d x d matrices
+                                 : n * 2 * 8 + coverage_scratch_bytes(class_ptr);    // row and column sums
+  const int64_t prepare = std::max({norms, centre, n * 8 + objective});              // + extra utility
+  int64_t chunks = 0;
+  for (int64_t c = 0; c < K; ++c) chunks += (class_ptr[c + 1] - class_ptr[c] + kChunk - 1) / kChunk;
+  const int64_t greedy = n * (8 + 8 + 4 + 4) + K * (4 + 8 + 8) + (K + 1) * 8 + chunks * (8 + 4) +
+                         (xcov ? xcov_greedy_scratch_bytes(class_ptr) : K * 4);
+  return input_copies + rows + terms + std::max(prepare, greedy);
+}
+
+void Engine::Impl::require_memory(int64_t bytes, int64_t input_copies) const {
   const auto fm = memory_info();
-  if (bytes > fm.first)
-    throw OutOfDeviceMemory("out of GPU memory: the selection needs about " + std::to_string(bytes) +
-                            " more bytes of device memory, and the GPU has " + std::to_string(fm.first) + " of " +
+  if (bytes + kMemorySlack > fm.first)
+    throw OutOfDeviceMemory("out of GPU memory: the selection needs " + std::to_string(bytes + kMemorySlack) +
+                            " bytes of device memory (" + std::to_string(input_copies) +
+                            " of them for copies of host inputs, " + std::to_string(kMemorySlack) +
+                            " of slack), and the GPU has " + std::to_string(fm.first) + " of " +
                             std::to_string(fm.second) + " bytes free");
 }
 
@@ -117,9 +145,10 @@ void Engine::set_inputs(const ArrayDesc& a, const ArrayDesc& b) {
   }
   m.use_device();
   check(cudaDeviceSynchronize(), "waiting for the producer of the inputs");
-  // Rows arrays (order, class, 7 terms, 4 temporaries, greedy state, extra) plus host-input copies.
-  const int64_t per_row = 8 + 4 + 7 * 8 + 4 * 8 + 24 + 8;
-  m.require_memory(m.n * per_row + (a.on_device ? 0 : 2 * m.n * m.d * a.itemsize) + (int64_t(64) << 20));
+  // Once, for the whole run: a selection that starts does not run out of device memory later.
+  const int64_t copies = a.on_device ? 0 : 2 * m.n * m.d * a.itemsize;
+  m.need = m.memory_need(copies);
+  m.require_memory(m.need, copies);
   m.rows.A = m.take(a, m.ownA, "emb_img");
   m.rows.B = m.take(b, m.ownB, "emb_txt");
   m.rows.n = m.n;
@@ -139,12 +168,12 @@ void Engine::set_inputs(const ArrayDesc& a, const ArrayDesc& b) {
   m.have_inputs = true;
 }
 
-std::pair<int64_t, int> Engine::prepare(bool xcov, int64_t k, double tau, const EngineWeights& w, const double* extra) {
+std::pair<int64_t, int> Engine::prepare(int64_t k, double tau, const EngineWeights& w, const double* extra) {
   Impl& m = *impl_;
   if (!m.have_inputs) throw std::logic_error("set_inputs first");
   m.use_device();
   const int64_t n = m.n, d = m.d, K = m.K;
-  m.xcov = xcov;
+  const bool xcov = m.xcov;
   m.tau = tau;
   m.w_red = w.redundancy;
   for (auto* buf : {&m.sA, &m.sB, &m.nA, &m.nB, &m.easy, &m.cen, &m.util}) buf->reset(n, "per-row terms");
@@ -178,8 +207,6 @@ std::pair<int64_t, int> Engine::prepare(bool xcov, int64_t k, double tau, const 
   m.cen.zero();
   if (K > 1) {
     DeviceBuffer<double> si(K * d, "class sums"), st(K * d, "class sums");
-    si.zero();
-    st.zero();
     class_sums(m.rows, si.get(), st.get());
     std::vector<double> mi = si.download(), mt = st.download(), all_i(d, 0.0), all_t(d, 0.0);
     for (int64_t c = 0; c < K; ++c) {

@@ -38,14 +38,17 @@ struct EngineWeights {
 
 class Engine {
  public:
-  Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize);
+  // xcov: the objective, known up front so that set_inputs can check memory for the whole run.
+  Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64_t d, bool normalize, bool xcov);
   ~Engine();
+  // Checks device memory for every stage first (OutOfDeviceMemory naming the bytes needed and free).
   void set_inputs(const ArrayDesc& a, const ArrayDesc& b);
   // Returns {first bad original row, problem} like the CPU engine, or {-1, 0}.
-  std::pair<int64_t, int> prepare(bool xcov, int64_t k, double tau, const EngineWeights& w, const double* extra);
+  std::pair<int64_t, int> prepare(int64_t k, double tau, const EngineWeights& w, const double* extra);
   int64_t greedy(const int64_t* quota, bool global_budget, int64_t k, int64_t* out_index, double* out_gain);
   int64_t n() const;
   int64_t num_classes() const;
+  int64_t memory_need() const;  // bytes of engine buffers at the run's peak, as set_inputs counted them
 
   struct Impl;
 

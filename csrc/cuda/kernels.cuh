@@ -26,7 +26,8 @@ struct Rows {
 
 // terms.cu
 void row_stats(const Rows& r, bool normalize, double* na2, double* nb2, double* easy);
-void class_sums(const Rows& r, double* sum_img, double* sum_txt);  // K x d each, zeroed by caller
+void class_sums(const Rows& r, double* sum_img, double* sum_txt);  // K x d each, written in a fixed order
+int64_t class_sums_scratch_bytes(const std::vector<int64_t>& class_ptr, int64_t d);  // what class_sums allocates
 void center(const Rows& r, const double* other_img, const double* other_txt, double* cen);
 // util[s] = base[s] + w_easy*easy - w_center*cen + extra[order[s]], base = w_cov*cov (or xcov gain)
 void utility(const Rows& r, const double* base, double w_base, const double* easy, double w_easy,
@@ -34,12 +35,15 @@ void utility(const Rows& r, const double* base, double w_base, const double* eas
 // cov[s] = (rowsum[s] + colsum[s]) / n_c, in place into rowsum
 void finish_coverage(const Rows& r, double* rowsum, const double* colsum);
 
-// coverage.cu: row and column sums of the thresholded class blocks (fp32 tiles, float64 sums,
-// float64 recheck near tau). rowsum/colsum: n, zeroed here.
+// coverage.cu: row and column sums of the thresholded class blocks (fp32 tiles, float64 sums in a
+// fixed order, float64 recheck near tau). rowsum/colsum: n, written here.
 void coverage(const Rows& r, double tau, double* rowsum, double* colsum);
+int64_t coverage_batch_tiles(const std::vector<int64_t>& class_ptr);    // tiles whose partials are held at once
+int64_t coverage_scratch_bytes(const std::vector<int64_t>& class_ptr);  // what coverage allocates
 
 // xcov.cu
 void xcov_initial(const Rows& r, double ratio, double* gains);  // 2 ratio a^T M_c b - |a|^2|b|^2
+int64_t xcov_initial_scratch_bytes(const std::vector<int64_t>& class_ptr, int64_t d);  // what xcov_initial allocates
 
 // Greedy state on the device, indexed by sorted row (picks of class c at [class_ptr[c], ...)).
 struct GreedyState {
@@ -63,6 +67,7 @@ void lazy_greedy(const Rows& r, const GreedyState& g, const std::vector<int32_t>
 // (one launch pair per round for all classes). remaining: host, one entry per listed class.
 void xcov_greedy(const Rows& r, const GreedyState& g, const std::vector<int32_t>& classes,
                  const std::vector<int64_t>& remaining);
+int64_t xcov_greedy_scratch_bytes(const std::vector<int64_t>& class_ptr);  // what one xcov_greedy call allocates
 constexpr int64_t kSegment = 1024;
 
 }  // namespace gpu

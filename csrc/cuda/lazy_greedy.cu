@@ -62,6 +62,10 @@ __global__ void __launch_bounds__(kThreads)
     block_best(best, li, sg, si);
     if (li < 0) break;  // nobody left (cannot happen while N < goal <= m)
     const int32_t v = g.ver[b + li];
+    // Every thread has read the version before thread 0 may overwrite it (-1 on a pick, N after a
+    // catch-up): a late warp that read the new value would take the other branch and pair its
+    // barriers with the wrong ones.
+    __syncthreads();
     if (v == N || scale == 0.0) {  // exact and ahead of every upper bound: the greedy's pick
       if (threadIdx.x == 0) {
         g.pick_local[b + N] = li;

@@ -1,12 +1,17 @@
 // Per-row terms in float64 straight from the caller's values: norms and scales, easiness, class
 // means for the centre penalty, and the utility (initial gain).
 #include <cmath>
+#include <vector>
 
+#include "cuda/buffer.cuh"
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
 
 namespace clipcov {
 namespace gpu {
+
+constexpr int64_t kSumRows = 1024;  // rows per partial of the class sums
+
 namespace {
 
 // One warp per sorted row.
@@ -40,28 +45,37 @@ __global__ void row_stats_k(Src<T> A, Src<T> B, int64_t n, int64_t d, const int6
   easy[s] = ab * sa * sb;
 }
 
-// Column k of a run of 64 sorted rows, summed per class (runs may cross class borders).
+// Sums of the scaled rows over one chunk of one class (chunks never cross classes), one column per
+// thread, rows in order: with class_sums_k a fixed order, so the sums are the same bits every run.
 template <class T>
-__global__ void class_sums_k(Src<T> A, Src<T> B, int64_t n, int64_t d, const int64_t* order, const int32_t* cls,
-                             const double* sA, const double* sB, double* sum_img, double* sum_txt) {
-  const int64_t s0 = int64_t(blockIdx.x) * 64, s1 = min(n, s0 + 64);
+__global__ void chunk_sums_k(Src<T> A, Src<T> B, int64_t d, const int64_t* order, const int64_t* chunk_lo,
+                             const double* sA, const double* sB, double* part_img, double* part_txt) {
+  const int64_t s0 = chunk_lo[blockIdx.x], s1 = chunk_lo[blockIdx.x + 1];
   for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
     double xa = 0, xb = 0;
-    int32_t cur = cls[s0];
     for (int64_t s = s0; s < s1; ++s) {
-      if (cls[s] != cur) {
-        atomicAdd(sum_img + int64_t(cur) * d + k, xa);
-        atomicAdd(sum_txt + int64_t(cur) * d + k, xb);
-        xa = xb = 0;
-        cur = cls[s];
-      }
       const int64_t o = order[s];
       xa += to_d(A.row(o)[k]) * sA[s];
       xb += to_d(B.row(o)[k]) * sB[s];
     }
-    atomicAdd(sum_img + int64_t(cur) * d + k, xa);
-    atomicAdd(sum_txt + int64_t(cur) * d + k, xb);
+    part_img[int64_t(blockIdx.x) * d + k] = xa;
+    part_txt[int64_t(blockIdx.x) * d + k] = xb;
   }
+}
+
+// Class sums from the chunk partials, in chunk order; one thread per (class, column).
+__global__ void class_sums_k(int64_t K, int64_t d, const int64_t* first_chunk, const double* part_img,
+                             const double* part_txt, double* sum_img, double* sum_txt) {
+  const int64_t at = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (at >= K * d) return;
+  const int64_t c = at / d, k = at % d;
+  double xa = 0, xb = 0;
+  for (int64_t q = first_chunk[c]; q < first_chunk[c + 1]; ++q) {
+    xa += part_img[q * d + k];
+    xb += part_txt[q * d + k];
+  }
+  sum_img[at] = xa;
+  sum_txt[at] = xb;
 }
 
 // cen = <a, other_txt_c> + <b, other_img_c>, one warp per sorted row.
@@ -102,13 +116,43 @@ void row_stats(const Rows& r, bool normalize, double* na2, double* nb2, double* 
   check_launch("row_stats");
 }
 
+// Chunks of at most kSumRows rows inside each class: chunk_lo (one past the last chunk: n) and the
+// first chunk of each class.
+static void sum_chunks(const std::vector<int64_t>& cp, std::vector<int64_t>& lo, std::vector<int64_t>& first) {
+  lo.clear();
+  first.assign(1, 0);
+  for (size_t c = 0; c + 1 < cp.size(); ++c) {
+    for (int64_t s = cp[c]; s < cp[c + 1]; s += kSumRows) lo.push_back(s);
+    first.push_back(int64_t(lo.size()));
+  }
+  lo.push_back(cp.back());
+}
+
+int64_t class_sums_scratch_bytes(const std::vector<int64_t>& class_ptr, int64_t d) {
+  std::vector<int64_t> lo, first;
+  sum_chunks(class_ptr, lo, first);
+  return (2 * (int64_t(lo.size()) - 1) * d + int64_t(lo.size() + first.size())) * 8;
+}
+
 void class_sums(const Rows& r, double* sum_img, double* sum_txt) {
+  std::vector<int64_t> cp(r.K + 1), lo, first;
+  check(cudaMemcpy(cp.data(), r.class_ptr, cp.size() * sizeof(int64_t), cudaMemcpyDeviceToHost), "class_ptr");
+  sum_chunks(cp, lo, first);
+  const int64_t chunks = int64_t(lo.size()) - 1;
+  DeviceBuffer<int64_t> lo_d(int64_t(lo.size()), "class sum chunks"), first_d(int64_t(first.size()), "class sum chunks");
+  lo_d.upload(lo);
+  first_d.upload(first);
+  DeviceBuffer<double> pi(chunks * r.d, "class sum partials"), pt(chunks * r.d, "class sum partials");
   by_dtype(r.A.itemsize, [&](auto t) {
     using T = decltype(t);
-    class_sums_k<T><<<blocks_for(r.n, 64), kThreads>>>(src<T>(r.A), src<T>(r.B), r.n, r.d, r.order, r.cls, r.sA,
-                                                      r.sB, sum_img, sum_txt);
+    chunk_sums_k<T><<<unsigned(chunks), kThreads>>>(src<T>(r.A), src<T>(r.B), r.d, r.order, lo_d.get(), r.sA, r.sB,
+                                                   pi.get(), pt.get());
   });
-  check_launch("class_sums");
+  check_launch("class sums");
+  class_sums_k<<<blocks_for(r.K * r.d, kThreads), kThreads>>>(r.K, r.d, first_d.get(), pi.get(), pt.get(), sum_img,
+                                                              sum_txt);
+  check_launch("class sums");
+  check(cudaDeviceSynchronize(), "class sums");  // the partials are freed on return
 }
 
 void center(const Rows& r, const double* other_img, const double* other_txt, double* cen) {

@@ -177,11 +177,26 @@ __global__ void round_pick_k(int64_t active, const int32_t* classes, const int64
 
 }  // namespace
 
+// Classes whose d x d matrices are held at once: <= 1 GiB (or one class), <= 65535 (grid z).
+static int64_t xcov_batch(int64_t K, int64_t d) {
+  return std::max<int64_t>(1, std::min<int64_t>({K, (int64_t(1) << 27) / (d * d), 65535}));
+}
+
+int64_t xcov_initial_scratch_bytes(const std::vector<int64_t>& class_ptr, int64_t d) {
+  const int64_t K = int64_t(class_ptr.size()) - 1, n = class_ptr.back();
+  return xcov_batch(K, d) * d * d * 8 + (n / kM + K) * 12;  // matrices, row-block list
+}
+
+int64_t xcov_greedy_scratch_bytes(const std::vector<int64_t>& class_ptr) {
+  const int64_t K = int64_t(class_ptr.size()) - 1, segs = class_ptr.back() / kSegment + K;
+  return K * 4 + segs * (4 + 8 + 8 + 4) + (K + 1) * 8;  // classes, segments and partials, first segments
+}
+
 void xcov_initial(const Rows& r, double ratio, double* gains) {
   std::vector<int64_t> cp(r.K + 1);
   check(cudaMemcpy(cp.data(), r.class_ptr, cp.size() * sizeof(int64_t), cudaMemcpyDeviceToHost), "class_ptr");
   const int64_t per = r.d * r.d;
-  const int64_t batch = std::max<int64_t>(1, std::min<int64_t>({r.K, (int64_t(1) << 27) / per, 65535}));  // <= 1 GiB, grid z
+  const int64_t batch = xcov_batch(r.K, r.d);
   DeviceBuffer<double> Mt(batch * per, "xcov d x d matrices");
   DeviceBuffer<int64_t> blk_row;
   DeviceBuffer<int32_t> blk_cls;

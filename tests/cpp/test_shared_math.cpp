@@ -70,18 +70,18 @@ static void test_tile_entry() {
       nb = 0;
       for (int k = 0; k < d; ++k) nb += b[k] * b[k];
     }
+    // The tiles' float32 dot of the stored rows (scaled in float64 first), in two orders.
+    const double sa = 1 / std::sqrt(na), sb = 1 / std::sqrt(nb);
     exact = 0;
-    float raw = 0.0f, raw_rev = 0.0f;
+    float fwd = 0.0f, rev = 0.0f;
     for (int k = 0; k < d; ++k) {
       exact += a[k] * b[k];
-      raw = std::fma(float(a[k]), float(b[k]), raw);
-      raw_rev = std::fma(float(a[d - 1 - k]), float(b[d - 1 - k]), raw_rev);
+      fwd = std::fma(stored_f32(a[k], sa), stored_f32(b[k], sb), fwd);
+      rev = std::fma(stored_f32(a[d - 1 - k], sa), stored_f32(b[d - 1 - k], sb), rev);
     }
-    const double sa = 1 / std::sqrt(na), sb = 1 / std::sqrt(nb);
     exact *= sa * sb;
-    for (float r : {raw, raw_rev}) {
-      const float s32 = scaled_similarity(r, sa, sb);
-      EXPECT(std::fabs(double(s32) - exact) <= bound * std::sqrt(na) * sa * std::sqrt(nb) * sb);
+    for (float s32 : {fwd, rev}) {
+      EXPECT(std::fabs(double(s32) - exact) <= bound);  // unit rows: the band is the bound itself
       const TileEntry te = tile_entry(s32, float(tau), tau, bound);
       if (!te.recheck) EXPECT((double(s32) > double(float(tau))) == (exact > tau));
       if (!te.recheck) EXPECT(std::fabs(te.used - splus(exact, tau)) <= bound);
@@ -95,10 +95,38 @@ static void test_tile_entry() {
   EXPECT(tile_entry(0.5f, 0.0f, 0.0, 1.0).used == 0.5);
 }
 
+// Rows of any magnitude are scaled before the float32 product: raw 1e25 rows overflow it and raw
+// 1e-30 rows underflow it; scaled, their similarity keeps its float32 accuracy.
+static void test_scaled_before_multiplying() {
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> nd;
+  const int d = 64;
+  for (double mag : {1e25, 1e-30}) {
+    std::vector<double> a(d), b(d);
+    double na = 0, nb = 0, ab = 0;
+    for (int k = 0; k < d; ++k) {
+      a[k] = double(float(mag * nd(rng)));  // float32 inputs of that magnitude
+      b[k] = double(float(mag * nd(rng)));
+      na += a[k] * a[k];
+      nb += b[k] * b[k];
+      ab += a[k] * b[k];
+    }
+    const double sa = 1 / std::sqrt(na), sb = 1 / std::sqrt(nb), exact = ab * sa * sb;
+    float scaled = 0.0f, raw = 0.0f;
+    for (int k = 0; k < d; ++k) {
+      scaled = std::fma(stored_f32(a[k], sa), stored_f32(b[k], sb), scaled);
+      raw = std::fma(float(a[k]), float(b[k]), raw);
+    }
+    EXPECT(std::fabs(double(scaled) - exact) <= f32_dot_error_bound(d));
+    EXPECT(mag > 1 ? std::isinf(raw) : raw == 0.0f);  // what multiplying first would have given
+  }
+}
+
 int main() {
   test_half();
   test_rank();
   test_tile_entry();
+  test_scaled_before_multiplying();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
