@@ -95,16 +95,17 @@ def _kmeans(X, n_clusters, seed):
     return labels, C
 
 
-def _redundancy(X, members, centroid):
+def _redundancy(X, members, centroid, keep="hard"):
     """Members in keep order, and each one's largest cosine to any member ranked before it.
 
-    Keep order: cosine to the centroid descending, ties to the smaller index (the most central member
-    of a duplicate group comes first and is the one kept). The first member gets -inf. The n_c x n_c
-    block is never held whole: rows are processed in chunks against the columns before them.
+    Keep order: cosine to the centroid ascending for keep="hard" (the member of a duplicate group
+    farthest from the centroid comes first and is the one kept), descending for keep="easy" (the most
+    central one); ties to the smaller index. The first member gets -inf. The n_c x n_c block is never
+    held whole: rows are processed in chunks against the columns before them.
     """
     Xc = X[members]
     to_centroid = (Xc * centroid).sum(axis=1)  # same arithmetic per row: identical rows tie exactly
-    order = np.lexsort((members, -to_centroid))
+    order = np.lexsort((members, to_centroid if keep == "hard" else -to_centroid))
     Xc, members = Xc[order], members[order]
     m = len(members)
     worst = np.full(m, -np.inf)
@@ -118,16 +119,18 @@ def _redundancy(X, members, centroid):
     return members, np.minimum(worst, 1.0)  # a cosine is at most 1; float32 can round above it
 
 
-def semdedup(emb_img, k, n_clusters=None, seed=0, normalize=True):
+def semdedup(emb_img, k, n_clusters=None, seed=0, normalize=True, keep="hard"):
     """SemDeDup (Abbas et al., 2023): drop semantic near-duplicates of image embeddings, keep k.
 
     1. Spherical k-means on the (normalized) image embeddings, n_clusters clusters (default
        round(sqrt(n)) capped at 1024), seeded, KMEANS_ITERS iterations, float32 arithmetic.
-    2. Inside each cluster, members are ranked by cosine to the centroid (descending, ties to the
-       smaller index), and each member gets r_i = its largest cosine to a member ranked before it
-       (-inf for the first). With threshold eps, member i is a near-duplicate and dropped when
-       r_i > 1 - eps, so each group of mutual duplicates keeps its most central member (as in the
-       SemDeDup paper, a member is dropped even when the earlier one it duplicates was dropped too).
+    2. Inside each cluster, members are ranked by cosine to the centroid (ties to the smaller index):
+       ascending with keep="hard" (the default of the official release, facebookresearch/SemDeDup,
+       `which_to_keep="hard"`: of a duplicate group it keeps the member farthest from the centroid),
+       descending with keep="easy" (keeps the most central member). Each member gets r_i = its largest
+       cosine to a member ranked before it (-inf for the first). With threshold eps, member i is a
+       near-duplicate and dropped when r_i > 1 - eps, so each group of mutual duplicates keeps its
+       first-ranked member (a member is dropped even when the earlier one it duplicates was dropped too).
        Similarities are computed per cluster in row chunks, never as an n x n matrix.
     3. eps is found by bisection on [0, 2]: the largest eps (to 2**-60) that still keeps at least k
        examples, i.e. the strictest deduplication that leaves about k.
@@ -145,6 +148,9 @@ def semdedup(emb_img, k, n_clusters=None, seed=0, normalize=True):
     if n_clusters is None:
         n_clusters = min(MAX_CLUSTERS, max(1, int(round(np.sqrt(n)))))
     n_clusters = _int_arg(n_clusters, "n_clusters", 1)
+    if keep not in ("hard", "easy"):
+        raise ValueError(f"keep must be 'hard' (farthest from the centroid, the release's default) or 'easy' "
+                         f"(nearest), got {keep!r}")
     if n and n_clusters > n:
         raise ValueError(f"n_clusters must be at most n = {n}, got {n_clusters}")
     if k == 0:
@@ -155,7 +161,7 @@ def semdedup(emb_img, k, n_clusters=None, seed=0, normalize=True):
     labels, C = _kmeans(X, n_clusters, seed)
     worst = np.empty(n)
     for c in np.unique(labels):
-        members, r = _redundancy(X, np.flatnonzero(labels == c), C[c])
+        members, r = _redundancy(X, np.flatnonzero(labels == c), C[c], keep)
         worst[members] = r
     eps = _bisect_eps(np.sort(worst), k)
     keep = np.flatnonzero(worst <= 1.0 - eps)

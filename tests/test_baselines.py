@@ -143,24 +143,40 @@ def test_semdedup_near_duplicates_and_extra_budget():
     assert sorted(group[got[:k]]) == list(range(k))
 
 
-def brute_semdedup_one_cluster(X, k):
-    """One cluster: centroid = normalized mean; rank by cosine to it; r_i = max cosine to earlier."""
+def brute_semdedup_one_cluster(X, k, keep="hard"):
+    """One cluster: centroid = normalized mean; rank by cosine to it (hard: farthest first);
+    r_i = max cosine to earlier."""
     Xn = unit(X)
     c = Xn.mean(axis=0)
     c /= np.linalg.norm(c)
     to_c = Xn @ c
-    order = sorted(range(len(X)), key=lambda i: (-to_c[i], i))
+    sign = 1 if keep == "hard" else -1
+    order = sorted(range(len(X)), key=lambda i: (sign * to_c[i], i))
     r = {}
     for pos, i in enumerate(order):
         r[i] = max((float(Xn[i] @ Xn[j]) for j in order[:pos]), default=-np.inf)
     return sorted(range(len(X)), key=lambda i: (r[i], i))[:k]
 
 
+@pytest.mark.parametrize("keep", ["hard", "easy"])
 @pytest.mark.parametrize("k", [0, 1, 7, 30, 40])
-def test_semdedup_brute_force_one_cluster(k):
+def test_semdedup_brute_force_one_cluster(k, keep):
     rng = np.random.default_rng(2)
     X = rng.standard_normal((40, 6)) + 1.5  # one lobe, so some cosines are close to 1
-    assert baselines.semdedup(X, k, n_clusters=1).tolist() == brute_semdedup_one_cluster(X, k)
+    assert baselines.semdedup(X, k, n_clusters=1, keep=keep).tolist() == brute_semdedup_one_cluster(X, k, keep)
+
+
+def test_semdedup_hard_keeps_the_duplicate_farthest_from_the_centroid():
+    """Hand-computed: one cluster of unit vectors at 0, 10, 80, 81 degrees (centroid at 42.8 degrees).
+    Rows 2 and 3 are the nearest pair (cosine of 1 degree, 0.99985); the next is rows 0 and 1 (0.985).
+    Hard ranks farthest first: 0 (42.8 deg off), 3 (38.2), 2 (37.2), 1 (32.8), so row 2 gets r = 0.99985,
+    the largest, and k = 3 drops it; easy ranks 1, 2, 3, 0: row 3 gets the largest r and is dropped."""
+    deg = np.radians([0.0, 10.0, 80.0, 81.0])
+    X = np.stack([np.cos(deg), np.sin(deg)], 1)
+    assert sorted(baselines.semdedup(X, 3, n_clusters=1).tolist()) == [0, 1, 3]
+    assert sorted(baselines.semdedup(X, 3, n_clusters=1, keep="easy").tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="keep must be 'hard'"):
+        baselines.semdedup(X, 3, keep="far")
 
 
 def test_semdedup_kmeans_is_a_fixed_point_assignment():
@@ -173,8 +189,10 @@ def test_semdedup_kmeans_is_a_fixed_point_assignment():
     np.testing.assert_array_equal(labels, again)
 
 
-def test_semdedup_fewer_than_clusters_takes_heads_by_index():
-    """k below the cluster count: only cluster heads (r = -inf) survive, smaller indices first."""
+@pytest.mark.parametrize("keep", ["hard", "easy"])
+def test_semdedup_fewer_than_clusters_takes_heads_by_index(keep):
+    """k below the cluster count: only cluster heads (r = -inf: the member farthest from its centroid
+    for hard, nearest for easy) survive, smaller indices first."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((200, 6))
     Xn = unit(X).astype(np.float32)
@@ -183,9 +201,9 @@ def test_semdedup_fewer_than_clusters_takes_heads_by_index():
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         sims = Xn[members].astype(np.float64) @ C[c].astype(np.float64)
-        heads.append(int(members[np.argmax(sims)]))  # first maximum: smaller index
+        heads.append(int(members[np.argmin(sims) if keep == "hard" else np.argmax(sims)]))  # first: smaller index
     assert len(heads) >= 6
-    assert baselines.semdedup(X, 5, n_clusters=12, seed=1).tolist() == sorted(heads)[:5]
+    assert baselines.semdedup(X, 5, n_clusters=12, seed=1, keep=keep).tolist() == sorted(heads)[:5]
 
 
 def test_semdedup_chunked_blocks_agree(monkeypatch):

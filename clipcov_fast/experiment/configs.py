@@ -3,7 +3,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-METHODS = ("clipcov", "clipcov-global", "xcov", "random", "clip_score", "semdedup", "full")
+METHODS = ("clipcov", "clipcov_global", "xcov", "random", "clip_score", "semdedup", "full")
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
 # Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
 TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import files
 
-LABELS = {"clipcov": "ClipCov (proportional)", "clipcov-global": "ClipCov (global)", "xcov": "xcov",
+LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)", "xcov": "xcov",
           "random": "random", "clip_score": "CLIP score", "semdedup": "SemDeDup", "full": "full pool"}
 KINDS = ("clean", "misaligned", "generic", "near_duplicate")
 
@@ -102,16 +102,18 @@ def markdown(report, summary):
         full = dataclasses.asdict(CONFIGS["full"])
         lines.append(f"The `full` config (not run here) would take about "
                      f"{estimate_seconds(report, full) / 60:.0f} minutes on this machine, extrapolated from "
-                     "these stage times (data stages by pool size, students by count and steps).")
+                     "these stage times (data stages by pool size, students by count and steps x batch).")
     return "\n".join(lines) + "\n"
 
 
 def estimate_seconds(report, cfg):
     """Run time of config `cfg` (a dict) extrapolated from this run's stage times: data stages scale with
-    the pairs they touch, students with their number and steps. An estimate, not a measurement."""
+    the pairs they touch, students with their number and steps x batch (train), test images (eval).
+    An estimate, not a measurement."""
     mine, times = report["config"], report["stage_seconds"]
     pool, proxy = cfg["pool"] / mine["pool"], cfg["proxy_pairs"] / mine["proxy_pairs"]
-    students = [s["train_s"] * cfg["steps"] / mine["steps"] + s["eval_s"] * cfg["test"] / mine["test"]
+    work = cfg["steps"] * cfg["batch_size"] / (mine["steps"] * mine["batch_size"])
+    students = [s["train_s"] * work + s["eval_s"] * cfg["test"] / mine["test"]
                 for s in report["students"]]
     n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - ("full" in cfg["methods"]))
                              + ("full" in cfg["methods"]))

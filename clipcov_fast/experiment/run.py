@@ -75,7 +75,7 @@ def select_subsets(cfg, work, web, emb):
                 if method == "full":  # one full-pool student per seed, whatever the budgets
                     subsets[("full", 1.0, seed)], pool_rows[("full", 1.0, seed)] = web / "pairs.tsv", rows
                     continue
-                name, budget_rule = ("clipcov", "global") if method == "clipcov-global" else (method, "proportional")
+                name, budget_rule = ("clipcov", "global") if method == "clipcov_global" else (method, "proportional")
                 sel = run_method(name, img, txt, k, labels=labels, class_emb=class_emb, budget=budget_rule,
                                  seed=seed, num_threads=cfg.threads, device="cpu")
                 out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
