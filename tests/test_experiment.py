@@ -23,22 +23,22 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     argv = ["experiment", "--work", str(work), "--out", str(out), "--proxy", "tiny-clip", "--jobs", "1",
             "--no-progress", *TINY]
     assert cli.main(argv) == 0
-    assert "experiment quick: 7 students" in capsys.readouterr().out
+    assert "experiment quick: 12 students" in capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
     assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
     assert pool == 220  # 200 base images + 10% near-duplicates
     for s in report["students"]:
         assert 0 <= s["top1"] <= s["top5"] <= 1
-        assert s["pairs"] == (pool if s["method"] == "full" else int(0.25 * pool))
+        assert s["pairs"] == {"full": pool, "proxy_data": 100}.get(s["method"], int(0.25 * pool))
         assert sum(s["class_counts"]) == s["pairs"] and s["distinct_images"] <= s["pairs"]
         assert sum(s["fractions"].values()) == pytest.approx(1.0)
     md = (out / "results.md").read_text()
-    assert "| ClipCov (proportional) |" in md and "| full pool (100%) |" in md and "tiny-clip" in md
+    assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
-    assert len(stamp) == 7
+    assert len(stamp) == 12
     assert cli.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 

@@ -3,7 +3,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-METHODS = ("clipcov", "clipcov_global", "xcov", "random", "clip_score", "semdedup", "full")
+# keys of results.json; see docs/experiment.md for what each one selects
+METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas", "xcov", "random",
+           "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data")
+WHOLE = ("full", "proxy_data")  # a student on a whole table (the pool, fashion-proxy), one per seed
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
 # Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
 TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",

@@ -7,9 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from .configs import WHOLE
 
-LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)", "xcov": "xcov",
-          "random": "random", "clip_score": "CLIP score", "semdedup": "SemDeDup", "full": "full pool"}
+LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)",
+          "clipcov_released": "ClipCov (released greedy)", "clipcov_true_quotas": "ClipCov (true-label classes)",
+          "xcov": "xcov", "random": "random", "random_stratified": "stratified random", "clip_score": "CLIP score",
+          "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup", "full": "full pool",
+          "proxy_data": "fashion-proxy (the proxy's data)"}
 KINDS = ("clean", "misaligned", "generic", "near_duplicate")
 
 
@@ -40,7 +44,7 @@ def _pm(stat, scale=100):
 def markdown(report, summary):
     cfg, proxy = report["config"], report["proxy"]
     methods = [m for m in LABELS if any(k[0] == m for k in summary)]
-    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     z = proxy["zero_shot_on_test"]
     lines = [
         f"# Miniature ClipCov experiment: `{cfg['name']}` config",
@@ -69,9 +73,9 @@ def markdown(report, summary):
         "|---|" + "---:|" * len(budgets),
     ]
     for m in methods:
-        if m == "full":
-            stat = next(v for k, v in summary.items() if k[0] == "full")
-            lines.append(f"| {LABELS[m]} (100%) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
+        if m in WHOLE:
+            stat = next(v for k, v in summary.items() if k[0] == m)
+            lines.append(f"| {LABELS[m]} ({stat['pairs']} pairs) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
         else:
             lines.append(f"| {LABELS[m]} | " + " | ".join(
                 _pm(summary[(m, b)]["top1"]) if (m, b) in summary else "" for b in budgets) + " |")
@@ -81,7 +85,7 @@ def markdown(report, summary):
                   "| generic | near-dup. | per-class counts (true classes 0-9) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for m in methods:
-            key = next((k for k in summary if k[0] == m and (m == "full" or k[1] == b)), None)
+            key = next((k for k in summary if k[0] == m and (m in WHOLE or k[1] == b)), None)
             if key is None:
                 continue
             s = summary[key]
@@ -115,8 +119,8 @@ def estimate_seconds(report, cfg):
     work = cfg["steps"] * cfg["batch_size"] / (mine["steps"] * mine["batch_size"])
     students = [s["train_s"] * work + s["eval_s"] * cfg["test"] / mine["test"]
                 for s in report["students"]]
-    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - ("full" in cfg["methods"]))
-                             + ("full" in cfg["methods"]))
+    whole = sum(m in WHOLE for m in cfg["methods"])
+    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - whole) + whole)
     per_student = float(np.mean(students)) if students else 0.0
     return (times.get("pools", 0) * pool + times.get("proxy", 0) * proxy + times.get("embed+labels", 0) * pool
             + times.get("proxy-eval", 0) * cfg["proxy_eval"] / mine["proxy_eval"]
@@ -127,7 +131,7 @@ def verdict(summary, budgets):
     """Plain statements of who won, computed from the numbers (no interpretation beyond them)."""
     out = []
     for b in budgets:
-        ranked = sorted(((v["top1"], m) for (m, bb), v in summary.items() if bb == b and m != "full"),
+        ranked = sorted(((v["top1"], m) for (m, bb), v in summary.items() if bb == b and m not in WHOLE),
                         key=lambda x: -x[0][0])
         if not ranked:
             continue
@@ -151,11 +155,11 @@ def plot(path, summary):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     ax = axes[0]
     for m in LABELS:
-        if m == "full":
+        if m in WHOLE:
             continue
         pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
         if pts:  # methods side by side around each budget, so equal scores stay visible
@@ -173,7 +177,7 @@ def plot(path, summary):
     ax.legend(fontsize=8)
     ax = axes[1]
     b = budgets[len(budgets) // 2]
-    keys = [k for m in LABELS for k in summary if k[0] == m and (m == "full" or k[1] == b)]
+    keys = [k for m in LABELS for k in summary if k[0] == m and (m in WHOLE or k[1] == b)]
     bottom = np.zeros(len(keys))
     for kind in KINDS:
         share = np.array([summary[k]["fractions"][kind] for k in keys])

@@ -25,7 +25,7 @@ from ..pipeline.labels import label
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
-from .configs import CLASS_NAMES, TEMPLATES, make_config
+from .configs import CLASS_NAMES, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_students
 
@@ -59,24 +59,39 @@ def prompt_files(work):
     return tuple(str(p.resolve()) for p in paths)
 
 
-def select_subsets(cfg, work, web, emb):
-    """{(method, budget, seed): subset table} for every student, and the subsets' pool rows."""
+def pool_labels(folder):
+    """The true class of every row of a built-in pool's table (-1: out of domain)."""
+    table = Table(Path(folder) / "pairs.tsv")
+    col = table.header.index("label")
+    return np.array([int(r[col]) for r in table.rows], dtype=np.int64)
 
+
+def select_subsets(cfg, work, web, emb, proxy_pool):
+    """{(method, budget, seed): subset table} for every student, and each subset's rows in its table
+    (the pool's, or fashion-proxy's for proxy_data). Whole tables (full, proxy_data) get budget 1.0."""
     manifest = json.loads((emb / "manifest.json").read_text())
     img, txt = np.load(emb / "img.npy"), np.load(emb / "txt.npy")
     labels, class_emb = np.load(emb / "labels.npy"), np.load(emb / "class_emb.npy")
     rows = np.load(emb / "rows.npy")
+    true = pool_labels(web)[rows]
+    true = np.where(true < 0, 10, true)  # out-of-domain pairs, if any, are a class of their own
     subsets, pool_rows = {}, {}
     for budget in cfg.budgets:
         k = int(budget * len(img))
         for seed in cfg.seeds:
             for method in cfg.methods:
                 key = (method, budget, seed)
-                if method == "full":  # one full-pool student per seed, whatever the budgets
-                    subsets[("full", 1.0, seed)], pool_rows[("full", 1.0, seed)] = web / "pairs.tsv", rows
+                if method in WHOLE:  # one student per seed on a whole table, whatever the budgets
+                    folder = web if method == "full" else proxy_pool
+                    whole = rows if method == "full" else np.arange(len(pool_labels(proxy_pool)))
+                    subsets[(method, 1.0, seed)], pool_rows[(method, 1.0, seed)] = folder / "pairs.tsv", whole
                     continue
-                name, budget_rule = ("clipcov", "global") if method == "clipcov_global" else (method, "proportional")
-                sel = run_method(name, img, txt, k, labels=labels, class_emb=class_emb, budget=budget_rule,
+                name, budget_rule, y = method, "proportional", labels
+                if method == "clipcov_global":
+                    name, budget_rule = "clipcov", "global"
+                elif method == "clipcov_true_quotas":
+                    name, y = "clipcov", true
+                sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
                                  seed=seed, num_threads=cfg.threads, device="cpu")
                 out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
                 subsets[key] = Path(write_subset(emb, sel.indices, out, manifest))
@@ -84,9 +99,9 @@ def select_subsets(cfg, work, web, emb):
     return subsets, pool_rows
 
 
-def diagnostics(web, pool_rows):
-    """What a subset holds, from the pool's own columns: true class counts, noise shares, distinct images."""
-    table = Table(web / "pairs.tsv")
+def diagnostics(folder, pool_rows):
+    """What a subset holds, from its table's own columns: true class counts, noise shares, distinct images."""
+    table = Table(folder / "pairs.tsv")
     cols = {c: table.header.index(c) for c in ("label", "noise", "source")}
     label = np.array([int(r[cols["label"]]) for r in table.rows])
     noise = np.array([r[cols["noise"]] for r in table.rows])
@@ -129,8 +144,8 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
         model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
         retrieval_limit=0))
     stage("proxy-eval")
-    subsets, pool_rows = select_subsets(cfg, work, web, emb)
-    diag = {key: diagnostics(web, rows) for key, rows in pool_rows.items()}
+    subsets, pool_rows = select_subsets(cfg, work, web, emb, proxy_pool)
+    diag = {key: diagnostics(proxy_pool if key[0] == "proxy_data" else web, rows) for key, rows in pool_rows.items()}
     stage("select")
     tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
                    "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
