@@ -35,6 +35,8 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
         assert sum(s["fractions"].values()) == pytest.approx(1.0)
     md = (out / "results.md").read_text()
     assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
+    assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
+    assert "paired differences" in md
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}

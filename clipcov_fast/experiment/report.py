@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import files
 from .configs import WHOLE
+from .stats import compare
 
 LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)",
           "clipcov_released": "ClipCov (released greedy)", "clipcov_true_quotas": "ClipCov (true-label classes)",
@@ -53,6 +54,7 @@ def markdown(report, summary):
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
         f"total {report['total_seconds'] / 60:.1f} min" + (f"; command `{report['command']}`." if report.get("command") else "."),
         "",
+        *([f"> {report['note']}", ""] if report.get("note") else []),
         f"- Pool: built-in `fashion-web`, {report['pool']['pairs']} pairs ({cfg['pool']} Fashion-MNIST training "
         "images with web-like captions: 15% misaligned, 10% generic, plus 10% near-duplicates of 1% of the images).",
         f"- Proxy: `{proxy['spec']}` ({proxy['model']}), fitted on `{Path(proxy['fitted_on']).name}` "
@@ -63,7 +65,7 @@ def markdown(report, summary):
         f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
         f"{', '.join(map(str, cfg['seeds']))}.",
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
-        f"seeds; class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
+        f"seeds (descriptive; comparisons are in the paired table below); class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
         f"class names {', '.join(report['class_names'])} (the words the captions use; the dataset's own "
         "'trouser' never occurs in them).",
         "",
@@ -94,7 +96,9 @@ def markdown(report, summary):
                          f"| {s['pairs']} | {s['distinct_images']:.0f} | " +
                          " | ".join(f"{100 * f[k]:.0f}%" for k in KINDS) +
                          f" | {' '.join(map(str, s['class_counts']))} |")
-    lines += ["", "## Reading it", ""] + verdict(summary, budgets) + [
+    n_seeds = len(cfg["seeds"])
+    lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
+        report.get("comparisons", []), budgets, n_seeds) + [
         "",
         f"Stage times (s): {', '.join(f'{k} {v:g}' for k, v in report['stage_seconds'].items())}. "
         "Per-student numbers are in results.json; the plot is results.png.",
@@ -127,25 +131,27 @@ def estimate_seconds(report, cfg):
             + n * per_student / cfg["jobs"])
 
 
-def verdict(summary, budgets):
-    """Plain statements of who won, computed from the numbers (no interpretation beyond them)."""
-    out = []
+def verdict(comparisons, budgets, n_seeds):
+    """The report's statements: one per method and budget, each read off its paired interval against
+    ClipCov (proportional) and Holm's correction; nothing else is said."""
+    out = ["Each row: the method's zero-shot top-1 minus ClipCov (proportional)'s, paired by seed (the same "
+           "seed gives the same student initialization), in points: mean, 95% paired-t interval, and Holm's "
+           "adjusted p over the methods of that budget. *Resolved* means Holm p < 0.05; an unresolved "
+           "difference says only that these seeds cannot tell the two apart." +
+           (" With 2 seeds a paired-t interval has 1 degree of freedom (critical value 12.7), so almost "
+            "nothing resolves." if n_seeds == 2 else ""), ""]
     for b in budgets:
-        ranked = sorted(((v["top1"], m) for (m, bb), v in summary.items() if bb == b and m not in WHOLE),
-                        key=lambda x: -x[0][0])
-        if not ranked:
+        rows = [c for c in comparisons if c["budget"] == b]
+        if not rows:
             continue
-        (best, m), *_ = ranked
-        text = f"- At {b:.0%}: best {LABELS[m]} ({_pm(best)})"
-        if ("clipcov", b) in summary and ("random", b) in summary:
-            d = summary[("clipcov", b)]["top1"][0] - summary[("random", b)]["top1"][0]
-            text += f"; ClipCov (proportional) minus random: {100 * d:+.1f} points"
-        full = next((v for k, v in summary.items() if k[0] == "full"), None)
-        if full:
-            text += f"; full pool {_pm(full['top1'])}"
-        n = ranked[0][0][2]
-        out.append(text + (f" (n = {n} seeds; differences within about one standard deviation are not "
-                           "resolved)." if n > 1 else " (one seed: differences of a few points are within noise)."))
+        out += [f"At {b:.0%}:", "", "| method | minus ClipCov (points) | 95% interval | Holm p | resolved? | seeds |",
+                "|---|---:|---:|---:|---|---:|"]
+        for c in sorted(rows, key=lambda c: -c["mean"]):
+            ci = "" if c["low"] is None else f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}"
+            word = ("yes: above" if c["mean"] > 0 else "yes: below") if c["resolved"] else "no"
+            out.append(f"| {LABELS.get(c['method'], c['method'])} | {100 * c['mean']:+.1f} | {ci} | "
+                       f"{c['p_holm']:.3g} | {word} | {c['n']} |")
+        out.append("")
     return out
 
 
@@ -196,7 +202,8 @@ def write_report(report, out):
     """OUT/results.json, results.md and results.png; returns their paths."""
     out = Path(out)
     summary = summarize(report["students"])
-    report = dict(report, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+    comparisons = compare(report["students"])
+    report = dict(report, comparisons=comparisons, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     paths = out / "results.json", out / "results.md", out / "results.png"
     files.save_json(paths[0], report)
     files.save_text(paths[1], markdown(report, summary))
