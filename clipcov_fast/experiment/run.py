@@ -25,7 +25,7 @@ from ..pipeline.labels import label
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
-from .configs import CLASS_NAMES, TEMPLATES, WHOLE, make_config
+from .configs import NAME_CANDIDATES, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_students
 
@@ -51,10 +51,28 @@ def fit_proxy(cfg, work, proxy_pool):
     return model, ckpt
 
 
-def prompt_files(work):
+def choose_class_names(model, ckpt, val):
+    """The class names of NAME_CANDIDATES with the best proxy zero-shot top-1 on the validation folder
+    `val` (ties: the first); the proxy's image features are computed once."""
+    import torch
+    from open_clip import build_zero_shot_classifier
+
+    table, labels, _ = evaluate.read_dataset(val)
+    net, pre, tok = models.load(model, ckpt)
+    img, _ = evaluate.features(net, pre, tok, table)
+    scores = {}
+    for name, names in NAME_CANDIDATES.items():
+        with torch.no_grad():
+            W = build_zero_shot_classifier(net, tok, list(names), list(TEMPLATES), device="cpu").T.float().numpy()
+        scores[name] = evaluate.zero_shot_metrics(img, W, labels)["top1"]
+    best = max(scores, key=lambda k: (scores[k], -list(NAME_CANDIDATES).index(k)))
+    return {"val_images": len(table), "val_top1": scores, "chosen": best, "class_names": list(NAME_CANDIDATES[best])}
+
+
+def prompt_files(work, class_names):
     """WORK/templates.txt and WORK/classes.txt, the prompts of proxy labels and of every evaluation."""
     paths = Path(work) / "templates.txt", Path(work) / "classes.txt"
-    for path, lines in zip(paths, (TEMPLATES, CLASS_NAMES)):
+    for path, lines in zip(paths, (TEMPLATES, class_names)):
         files.save_text(path, "\n".join(lines) + "\n")
     return tuple(str(p.resolve()) for p in paths)
 
@@ -130,16 +148,22 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools)
     proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
     test = cache.pool("fashion-mnist-test", cfg.test, root=pools)
+    val = cache.pool("fashion-val", cfg.val, root=pools)
     stage("pools")
     model, ckpt = fit_proxy(cfg, work, proxy_pool)
     stage("proxy")
+    choice = _cached_json(work / "choice-class-names.json",
+                          [ckpt, models.file_sha256(ckpt), cfg.val, TEMPLATES, NAME_CANDIDATES],
+                          lambda: choose_class_names(model, ckpt, val))
+    class_names = tuple(choice["class_names"])
+    stage("choices")
     emb = work / f"emb-{Path(model).name}"
     stale = (emb / "manifest.json").is_file() and not _emb_ok(emb, ckpt)  # made with other proxy weights
     embed.embed(web / "pairs.tsv", model, emb, checkpoint=ckpt, batch_size=128, num_workers=0, overwrite=stale)
-    templates, classes = prompt_files(work)
+    templates, classes = prompt_files(work, class_names)
     label(emb, classes, templates)
     stage("embed+labels")
-    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, CLASS_NAMES]
+    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, class_names]
     proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
         model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
         retrieval_limit=0))
@@ -155,7 +179,7 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
-              "class_names": CLASS_NAMES,
+              "class_names": class_names, "choices": {"class_names": choice},
               "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
                         "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
