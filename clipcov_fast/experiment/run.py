@@ -25,7 +25,7 @@ from ..pipeline.labels import label
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
-from .configs import NAME_CANDIDATES, TEMPLATES, WHOLE, make_config
+from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_students
 
@@ -82,6 +82,20 @@ def pool_labels(folder):
     table = Table(Path(folder) / "pairs.tsv")
     col = table.header.index("label")
     return np.array([int(r[col]) for r in table.rows], dtype=np.int64)
+
+
+def proxy_label_accuracy(web, emb):
+    """How well the proxy's zero-shot labels of the pool match the true classes: overall, and per true
+    class the recall (share of the class labelled as itself) and precision (share of a label that is right)."""
+    pred = np.load(emb / "labels.npy")
+    true = pool_labels(web)[np.load(emb / "rows.npy")]
+    known = true >= 0
+    pred, true = pred[known], true[known]
+    classes = range(10)
+    return {"pairs": int(len(true)), "accuracy": float(np.mean(pred == true)),
+            "per_class_recall": [float(np.mean(pred[true == c] == c)) if np.any(true == c) else None for c in classes],
+            "per_class_precision": [float(np.mean(true[pred == c] == c)) if np.any(pred == c) else None
+                                    for c in classes]}
 
 
 def select_subsets(cfg, work, web, emb, proxy_pool):
@@ -149,6 +163,7 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
     test = cache.pool("fashion-mnist-test", cfg.test, root=pools)
     val = cache.pool("fashion-val", cfg.val, root=pools)
+    shifted = cache.pool("fashion-mnist-shifted", cfg.shift, root=pools)
     stage("pools")
     model, ckpt = fit_proxy(cfg, work, proxy_pool)
     stage("proxy")
@@ -174,20 +189,27 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
                    "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
                    "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
-                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path)}
+                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path),
+                   "shifted": str(shifted.resolve()), "probe": str(proxy_pool.resolve()),
+                   "probe_limit": cfg.probe, "synonyms": [list(s) for s in SYNONYMS]}
              for key, path in subsets.items()}
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
               "class_names": class_names, "choices": {"class_names": choice},
               "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
-                        "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
+                        "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"],
+                        "pool_labels": proxy_label_accuracy(web, emb)},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
                        "pairs": len(np.load(emb / "rows.npy"))},
               "stage_seconds": times, "total_seconds": round(time.perf_counter() - t0, 1),
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
                             "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],
+                            "per_class_recall": r["zero_shot"]["per_class_recall"],
+                            "shifted": r.get("shifted"), "shifted_mean": float(np.mean(list(r["shifted"].values()))),
+                            "linear_probe": r.get("linear_probe"),
+                            "synonym_retrieval_p10": r["synonym_retrieval"]["precision_at_10"],
                             "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)}
                            for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))

@@ -127,6 +127,40 @@ def build_test(writer, limit, rng):
     return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES)}
 
 
+SHIFTS = ("inverted", "rotated", "blurred", "sketch")  # fashion-mnist-shifted: the distribution-shift analogue
+
+
+def shift_image(x, kind):
+    """A Fashion-MNIST image (uint8 (28, 28)) under one distribution shift: inverted (255 - x), rotated
+    (90 degrees counter-clockwise), blurred (Gaussian, radius 1.5) or sketch (an edge map, dark lines
+    on white: 255 minus PIL's FIND_EDGES, which is the 3x3 Laplacian -1 around 8 in the middle, clipped)."""
+    from PIL import ImageFilter
+
+    x = np.asarray(x, np.uint8)
+    if kind == "inverted":
+        return 255 - x
+    if kind == "rotated":
+        return np.ascontiguousarray(np.rot90(x))
+    if kind == "blurred":
+        return np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(1.5)))
+    if kind == "sketch":
+        return 255 - np.asarray(Image.fromarray(x).filter(ImageFilter.FIND_EDGES))
+    raise ValueError(f"shift must be one of {SHIFTS}, got {kind!r}")
+
+
+def build_shifted(writer, limit, rng):
+    """The first `limit` Fashion-MNIST test images (all 10,000 by default) under each of SHIFTS: 4 x limit
+    rows, caption = class name, column `noise` = the shift (so a report can score each shift apart)."""
+    images, labels = read_idx("t10k-images-idx3-ubyte"), read_idx("t10k-labels-idx1-ubyte")
+    n = len(images) if limit is None else min(limit, len(images))
+    items = [(f"fashion-mnist-test:{i}:{kind}",
+              lambda i=i, kind=kind: (Image.fromarray(shift_image(images[i], kind)), FASHION_MNIST_CLASSES[labels[i]],
+                                      {"label": int(labels[i]), "noise": kind}))
+             for kind in SHIFTS for i in range(n)]
+    write_items(writer, items, len(items))
+    return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES), "shifts": list(SHIFTS)}
+
+
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
