@@ -12,7 +12,8 @@ from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
         "--set", "seeds=[0]", "--set", "steps=3", "--set", "batch_size=16", "--set", "proxy_eval=100",
-        "--set", "threads=1", "--set", "val=60", "--set", "shift=10", "--set", "probe=50"]
+        "--set", "threads=1", "--set", "val=60", "--set", "shift=10", "--set", "probe=50",
+        "--set", "methods=" + json.dumps(configs.METHODS)]
 
 
 
@@ -90,11 +91,20 @@ def test_config_validation(overrides, match):
         configs.make_config("quick", **overrides)
 
 
+def test_quick_config_is_the_headline():
+    """make demo's config: ClipCov, random, CLIP score, class-balanced CLIP score and the full pool,
+    5 seeds, at 10%."""
+    q = configs.CONFIGS["quick"]
+    assert set(q.methods) == {"clipcov", "random", "clip_score", "clip_score_balanced", "full"}
+    assert q.seeds == (0, 1, 2, 3, 4) and q.budgets == (0.1,)
+    assert set(configs.CONFIGS["full"].methods) == set(configs.METHODS)
+
+
 def test_config_files_and_cli_errors(tmp_path, capsys):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"base": "full", "seeds": [4], "steps": 50}))
     cfg = configs.make_config(str(path))
-    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.2))
+    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.3))
     assert configs.make_config("quick", budgets=0.2).budgets == (0.2,)
     with pytest.raises(ValueError, match="--config must be one of"):
         configs.make_config("huge")

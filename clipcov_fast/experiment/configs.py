@@ -51,13 +51,15 @@ class Config:
     pool_seed: int = 0
 
 
+HEADLINE = ("clipcov", "random", "clip_score", "clip_score_balanced", "full")
 CONFIGS = {
-    # fits `make demo` (15 minutes on 2 cores): a 4,400-pair pool, one budget, 2 seeds, short students
-    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=1500, budgets=(0.1,), seeds=(0, 1),
-                    steps=250, batch_size=64, proxy_eval=1000, val=1000),
-    # the probe's scale: an 17,600-pair pool, 3 budgets, 3 seeds
-    "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.2),
-                   seeds=(0, 1, 2), steps=600),
+    # `make demo` (within 15 minutes on 2 cores): the headline methods at 10%, 5 seeds, a 4,400-pair pool,
+    # short students (200 steps of 64)
+    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=2000, budgets=(0.1,), seeds=(0, 1, 2, 3, 4),
+                    methods=HEADLINE, steps=200, batch_size=64, proxy_eval=1000, val=1000, shift=500, probe=2000),
+    # issue 11's full run (not run yet): a 17,600-pair pool, 3 budgets, every method, 5 seeds, all test images
+    "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.3),
+                   seeds=(0, 1, 2, 3, 4), steps=600, val=5000, shift=2500, probe=10000),
 }
 
 
