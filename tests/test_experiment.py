@@ -42,6 +42,7 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
     assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
     assert "paired differences" in md
+    assert set(report["comparisons_by_metric"]) == {"shifted_mean", "linear_probe", "synonym_retrieval_p10"}
     choice = report["choices"]["class_names"]  # made on the validation split, never the test set
     assert choice["val_images"] == 60 and set(choice["val_top1"]) == set(configs.NAME_CANDIDATES)
     assert report["class_names"] == list(configs.NAME_CANDIDATES[choice["chosen"]])

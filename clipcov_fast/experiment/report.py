@@ -15,6 +15,9 @@ LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (globa
           "xcov": "xcov", "random": "random", "random_stratified": "stratified random", "clip_score": "CLIP score",
           "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup", "full": "full pool",
           "proxy_data": "fashion-proxy (the proxy's data)"}
+EXTRA = {"shifted_mean": "Shifted test set: zero-shot top-1, mean of the four shifts",
+         "linear_probe": "Linear probe top-1 (fitted on fashion-proxy, scored on test)",
+         "synonym_retrieval_p10": "Synonym text-to-image retrieval, precision@10"}
 KINDS = ("clean", "misaligned", "generic", "near_duplicate")
 
 
@@ -126,7 +129,11 @@ def markdown(report, summary):
                   "; precision per label 0-9: " +
                   " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_precision"]) + " (%)."]
     lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
-        report.get("comparisons", []), budgets, n_seeds) + [
+        report.get("comparisons", []), budgets, n_seeds)
+    for metric, rows in report.get("comparisons_by_metric", {}).items():
+        lines += [f"### {EXTRA[metric]}", "", "The same paired comparison on this score (Holm over the methods, "
+                  "within this score).", ""] + _paired_table(rows, budgets)
+    lines += [
         "",
         f"Stage times (s): {', '.join(f'{k} {v:g}' for k, v in report['stage_seconds'].items())}. "
         "Per-student numbers are in results.json; the plot is results.png.",
@@ -168,6 +175,11 @@ def verdict(comparisons, budgets, n_seeds):
            "difference says only that these seeds cannot tell the two apart." +
            (" With 2 seeds a paired-t interval has 1 degree of freedom (critical value 12.7), so almost "
             "nothing resolves." if n_seeds == 2 else ""), ""]
+    return out + _paired_table(comparisons, budgets)
+
+
+def _paired_table(comparisons, budgets):
+    out = []
     for b in budgets:
         rows = [c for c in comparisons if c["budget"] == b]
         if not rows:
@@ -231,7 +243,9 @@ def write_report(report, out):
     out = Path(out)
     summary = summarize(report["students"])
     comparisons = compare(report["students"])
-    report = dict(report, comparisons=comparisons, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+    by_metric = {m: compare(report["students"], metric=m) for m in EXTRA
+                 if report["students"] and all(st.get(m) is not None for st in report["students"])}
+    report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     paths = out / "results.json", out / "results.md", out / "results.png"
     files.save_json(paths[0], report)
     files.save_text(paths[1], markdown(report, summary))
