@@ -209,7 +209,8 @@ def plot(path, summary):
             continue
         pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
         if pts:  # methods side by side around each budget, so equal scores stay visible
-            dodge = 1.04 ** (list(LABELS).index(m) - 2.5)  # on the log axis: the same shift at every budget
+            present = [x for x in LABELS if x not in WHOLE and any(k[0] == x for k in summary)]
+            dodge = 1.04 ** (present.index(m) - (len(present) - 1) / 2)  # on the log axis: same shift at every budget
             ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
                         marker="o", capsize=3, label=LABELS[m])
     full = next((v for k, v in summary.items() if k[0] == "full"), None)
