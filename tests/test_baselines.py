@@ -143,24 +143,40 @@ def test_semdedup_near_duplicates_and_extra_budget():
     assert sorted(group[got[:k]]) == list(range(k))
 
 
-def brute_semdedup_one_cluster(X, k):
-    """One cluster: centroid = normalized mean; rank by cosine to it; r_i = max cosine to earlier."""
+def brute_semdedup_one_cluster(X, k, keep="hard"):
+    """One cluster: centroid = normalized mean; rank by cosine to it (hard: farthest first);
+    r_i = max cosine to earlier."""
     Xn = unit(X)
     c = Xn.mean(axis=0)
     c /= np.linalg.norm(c)
     to_c = Xn @ c
-    order = sorted(range(len(X)), key=lambda i: (-to_c[i], i))
+    sign = 1 if keep == "hard" else -1
+    order = sorted(range(len(X)), key=lambda i: (sign * to_c[i], i))
     r = {}
     for pos, i in enumerate(order):
         r[i] = max((float(Xn[i] @ Xn[j]) for j in order[:pos]), default=-np.inf)
     return sorted(range(len(X)), key=lambda i: (r[i], i))[:k]
 
 
+@pytest.mark.parametrize("keep", ["hard", "easy"])
 @pytest.mark.parametrize("k", [0, 1, 7, 30, 40])
-def test_semdedup_brute_force_one_cluster(k):
+def test_semdedup_brute_force_one_cluster(k, keep):
     rng = np.random.default_rng(2)
     X = rng.standard_normal((40, 6)) + 1.5  # one lobe, so some cosines are close to 1
-    assert baselines.semdedup(X, k, n_clusters=1).tolist() == brute_semdedup_one_cluster(X, k)
+    assert baselines.semdedup(X, k, n_clusters=1, keep=keep).tolist() == brute_semdedup_one_cluster(X, k, keep)
+
+
+def test_semdedup_hard_keeps_the_duplicate_farthest_from_the_centroid():
+    """Hand-computed: one cluster of unit vectors at 0, 10, 80, 81 degrees (centroid at 42.8 degrees).
+    Rows 2 and 3 are the nearest pair (cosine of 1 degree, 0.99985); the next is rows 0 and 1 (0.985).
+    Hard ranks farthest first: 0 (42.8 deg off), 3 (38.2), 2 (37.2), 1 (32.8), so row 2 gets r = 0.99985,
+    the largest, and k = 3 drops it; easy ranks 1, 2, 3, 0: row 3 gets the largest r and is dropped."""
+    deg = np.radians([0.0, 10.0, 80.0, 81.0])
+    X = np.stack([np.cos(deg), np.sin(deg)], 1)
+    assert sorted(baselines.semdedup(X, 3, n_clusters=1).tolist()) == [0, 1, 3]
+    assert sorted(baselines.semdedup(X, 3, n_clusters=1, keep="easy").tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="keep must be 'hard'"):
+        baselines.semdedup(X, 3, keep="far")
 
 
 def test_semdedup_kmeans_is_a_fixed_point_assignment():
@@ -173,8 +189,10 @@ def test_semdedup_kmeans_is_a_fixed_point_assignment():
     np.testing.assert_array_equal(labels, again)
 
 
-def test_semdedup_fewer_than_clusters_takes_heads_by_index():
-    """k below the cluster count: only cluster heads (r = -inf) survive, smaller indices first."""
+@pytest.mark.parametrize("keep", ["hard", "easy"])
+def test_semdedup_fewer_than_clusters_takes_heads_by_index(keep):
+    """k below the cluster count: only cluster heads (r = -inf: the member farthest from its centroid
+    for hard, nearest for easy) survive, smaller indices first."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((200, 6))
     Xn = unit(X).astype(np.float32)
@@ -183,9 +201,9 @@ def test_semdedup_fewer_than_clusters_takes_heads_by_index():
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         sims = Xn[members].astype(np.float64) @ C[c].astype(np.float64)
-        heads.append(int(members[np.argmax(sims)]))  # first maximum: smaller index
+        heads.append(int(members[np.argmin(sims) if keep == "hard" else np.argmax(sims)]))  # first: smaller index
     assert len(heads) >= 6
-    assert baselines.semdedup(X, 5, n_clusters=12, seed=1).tolist() == sorted(heads)[:5]
+    assert baselines.semdedup(X, 5, n_clusters=12, seed=1, keep=keep).tolist() == sorted(heads)[:5]
 
 
 def test_semdedup_chunked_blocks_agree(monkeypatch):
@@ -224,3 +242,78 @@ def test_semdedup_errors():
     with pytest.raises(ValueError, match="emb_img must be a 2-D array"):
         baselines.semdedup(X[0], 1)
     assert_valid(baselines.semdedup(np.zeros((0, 4)), 0), 0, 0)
+
+
+# ---------------------------------------------------------------- class-stratified baselines
+
+def test_clip_score_balanced_hand_computed():
+    """Captions at the given angles from every image: e_i = cos(angle). Classes [0, 0, 0, 0, 1, 1], k = 3:
+    quotas 2 and 1 (3 x 4/6 and 3 x 2/6). Class 0 keeps its two best (rows 3 at 0 and 1 at 10 degrees),
+    class 1 its best (row 4 at 60), although plain CLIP score would take row 0 (30) before it."""
+    deg = np.radians([30.0, 10.0, 50.0, 0.0, 60.0, 70.0])
+    A = np.tile([1.0, 0.0], (6, 1))
+    B = np.stack([np.cos(deg), np.sin(deg)], 1)
+    labels = [0, 0, 0, 0, 1, 1]
+    assert baselines.clip_score_balanced(A, B, 3, labels).tolist() == [3, 1, 4]
+    assert baselines.clip_score(A, B, 3).tolist() == [3, 1, 0]
+    # k = 4: quotas 2 + 1, and the one left goes to the larger remainder (class 0: 16 mod 6 = 4 > 8 mod 6 = 2)
+    assert baselines.clip_score_balanced(A, B, 4, labels).tolist() == [3, 1, 0, 4]
+
+
+def test_random_stratified_quotas_and_uniform_inside_each_class():
+    # k = 5 of class sizes 6, 3, 1: 5 x size / 10 = 3, 1.5, 0.5; the one pick left goes to a remainder of
+    # .5, tied between classes 1 and 2: to the smaller class id. Quotas 3, 2, 0.
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    picks = np.zeros(10)
+    for seed in range(3000):
+        got = baselines.random_stratified(labels, 5, seed=seed)
+        assert_valid(got, 10, 5)
+        assert np.bincount(labels[got], minlength=3).tolist() == [3, 2, 0]
+        picks[got] += 1
+    # each member of a class is picked with probability quota / class size: 1/2, 2/3, 0
+    expect = np.array([0.5] * 6 + [2 / 3] * 3 + [0.0])
+    np.testing.assert_allclose(picks / 3000, expect, atol=0.04)
+    np.testing.assert_array_equal(baselines.random_stratified(labels, 5, seed=1),
+                                  baselines.random_stratified(labels, 5, seed=1))
+
+
+# ---------------------------------------------------------------- the released notebook's greedy
+
+def released_case():
+    """Classes 0 = rows {0, 1, 2, 5} (n = 4) and 1 = rows {3, 4} (n = 2); images = captions, unit vectors
+    e1 = (1, 0) or e2 = (0, 1), so <a_i, b_j> is 1 for equal vectors and 0 otherwise."""
+    e1, e2 = [1.0, 0.0], [0.0, 1.0]
+    X = np.array([e1, e1, e2, e1, e2, e2])
+    labels = [0, 0, 0, 1, 1, 0]
+    u = np.array([5.0, 4.9, 4.8, 4.7, -0.15, 2.5])
+    ls = np.array([2.0, 0, 0, 0, 0, 0])
+    return X, labels, u, ls
+
+
+def test_released_greedy_hand_computed():
+    """refresh = 2: a class refreshes at its 1st, 3rd, ... pick. By hand:
+    pick 0 (5); class 0 refreshes (1 pick): row 1 loses (w = 1 + 1, cumulative u 5, half ls 1) / 4 = 2
+      -> 2.9; row 2 loses (0 + 5 + 1) / 4 = 1.5 -> 3.3; row 5 likewise -> 1.0.
+    pick 3 (4.7); class 1 refreshes: row 4 loses (0 + 4.7 + 0) / 2 = 2.35 -> -2.5.
+    pick 2 (3.3; class 0 at 2 picks, no refresh); pick 1 (2.9); class 0 refreshes at 3 picks: recent
+      picks 2 and 1, row 5 loses (w = 2 with row 2, 0 with row 1; cumulative u 5 + 4.8 + 4.9 = 14.7;
+      ls 0) / 4 = 4.175 -> -3.175.
+    pick 4 (-2.5 > -3.175). Had the class penalty counted only the recent picks (9.7), row 5 would stand
+    at -1.925 and be picked instead: the cumulative re-subtraction decides the last pick."""
+    X, labels, u, ls = released_case()
+    got = baselines.released_greedy(X, X, 5, labels, u, ls, refresh=2, normalize=False)
+    assert got.tolist() == [0, 3, 2, 1, 4]
+    # no refresh within k (the default refresh = 200): the initial ranking, ties to the smaller index
+    assert baselines.released_greedy(X, X, 6, labels, u, ls, normalize=False).tolist() == [0, 1, 2, 3, 5, 4]
+
+
+def test_released_greedy_threshold_and_errors():
+    X, labels, u, ls = released_case()
+    # threshold 1: no similarity is above it (all are 0 or 1), so at class 0's first refresh row 1 loses
+    # only (0 + 5 + 1) / 4 = 1.5 -> 3.4, above row 2's 3.3: after rows 0 and 3, row 1 comes before row 2.
+    got = baselines.released_greedy(X, X, 4, labels, u, ls, refresh=2, threshold=1.0, normalize=False)
+    assert got.tolist() == [0, 3, 1, 2]
+    with pytest.raises(ValueError, match="scores must be 6 finite numbers"):
+        baselines.released_greedy(X, X, 2, labels, u[:5])
+    with pytest.raises(ValueError, match="refresh must be an int >= 1"):
+        baselines.released_greedy(X, X, 2, labels, u, refresh=0)

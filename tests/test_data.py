@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipcov_fast.pipeline.prompts import FASHION_MNIST_CLASSES
 from clipcov_fast.pipeline.sources import from_spec, open_source
 from clipcov_fast.pipeline.pools.debian import MissingPackage
 from clipcov_fast.pipeline.sources.folder import Folder
@@ -103,7 +104,8 @@ def _pairs(folder):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist-test", "fashion-proxy", "digits", "clipart", "stamps", "emoji"])
+@pytest.mark.parametrize("name", ["fashion-mnist-test", "fashion-proxy", "fashion-val", "digits", "clipart", "stamps",
+                                  "emoji"])
 def test_pool_builders(tmp_path, name):
     m = _build(name, tmp_path, limit=4)
     rows = _pairs(tmp_path / name)
@@ -116,6 +118,9 @@ def test_pool_builders(tmp_path, name):
         assert [r["title"] for r in rows] == ["the number zero", "the number one", "the number two", "the number three"]
     if name == "fashion-proxy":  # the held-out images only
         assert all(int(r["source"].split(":")[1]) >= 50000 for r in rows)
+    if name == "fashion-val":  # the validation split, in neither fashion-web nor fashion-proxy
+        assert all(45000 <= int(r["source"].split(":")[1]) < 50000 for r in rows)
+        assert all(r["title"] in FASHION_MNIST_CLASSES for r in rows)
 
 
 def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
@@ -127,7 +132,7 @@ def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
     assert m["clean_rows"] == [i for i, r in enumerate(rows) if r["noise"] == "clean"]
     kinds = {r["noise"] for r in rows}
     assert kinds == {"clean", "misaligned", "generic", "near_duplicate"}
-    assert all(int(r["source"].split(":")[1]) < fashion.POOL_END for r in rows)  # never the proxy part
+    assert fashion.POOL_END == 45000 and all(int(r["source"].split(":")[1]) < 45000 for r in rows)  # never val, proxy
     templates = {t.format(w) for ws in fashion.WORDS for w in ws for t in fashion.TEMPLATES}
     for r in rows:
         own = {t.format(w) for w in fashion.WORDS[int(r["label"])] for t in fashion.TEMPLATES}
@@ -148,3 +153,34 @@ def test_fashion_web_noise_is_recorded_and_seeded(tmp_path):
     assert _pairs(tmp_path / "again" / "fashion-web") == rows
     _build("fashion-web", tmp_path / "other", limit=200, seed=4)
     assert _pairs(tmp_path / "other" / "fashion-web") != rows
+
+
+def test_shift_transforms_hand_computed():
+    from clipcov_fast.pipeline.pools.fashion import shift_image
+
+    x = np.zeros((28, 28), np.uint8)
+    x[0, 27], x[3, 5] = 255, 10
+    assert np.array_equal(shift_image(x, "inverted"), 255 - x)
+    r = shift_image(x, "rotated")  # 90 degrees counter-clockwise: the top-right pixel goes top-left
+    assert r[0, 0] == 255 and r[27 - 5, 3] == 10 and r.sum() == x.sum()
+    # blur: a single bright pixel spreads symmetrically, its peak drops, its mass is kept (to rounding)
+    dot = np.zeros((28, 28), np.uint8)
+    dot[14, 14] = 255
+    b = shift_image(dot, "blurred").astype(int)
+    assert 0 < b[14, 14] < 255 and b[13, 14] == b[15, 14] == b[14, 13] == b[14, 15] > 0
+    assert abs(b.sum() - 255) <= 0.05 * 255
+    # sketch of a step (columns 14.. at 200): the Laplacian is 8 x 200 - 5 x 200 = 600 -> 255 on the bright
+    # side of the edge (a dark line, 0), -600 -> 0 on the dark side and 0 elsewhere (white, 255)
+    step = np.zeros((28, 28), np.uint8)
+    step[:, 14:] = 200
+    sk = shift_image(step, "sketch")
+    assert (sk[1:-1, 14] == 0).all() and (sk[1:-1, 1:14] == 255).all() and (sk[1:-1, 15:-1] == 255).all()
+    with pytest.raises(ValueError, match="shift must be one of"):
+        shift_image(x, "mirrored")
+
+
+def test_fashion_shifted_pool(tmp_path):
+    m = _build("fashion-mnist-shifted", tmp_path, limit=3)
+    rows = _pairs(tmp_path / "fashion-mnist-shifted")
+    assert m["pairs"] == 12 and [r["noise"] for r in rows] == [k for k in m["shifts"] for _ in range(3)]
+    assert [r["label"] for r in rows[:3]] == [r["label"] for r in rows[3:6]]  # the same test images per shift

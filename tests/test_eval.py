@@ -122,3 +122,27 @@ def test_cli_eval_on_the_builtin_test_set(tmp_path, monkeypatch, capsys):
     assert 0 <= res["zero_shot"]["top1"] <= res["zero_shot"]["top5"] <= 1
     assert res["retrieval"]["distinct_captions"] <= 10  # class-name captions: retrieval is ill-posed here
     assert (tmp_path / "cache" / "pools" / "fashion-mnist-test-40" / "pairs.tsv").is_file()
+
+
+def test_class_retrieval_hand_computed():
+    """Images on the unit circle at 0, 90, 180 degrees with classes 0, 1, 1; query (1, 0) of class 0 ranks
+    them 0, 90, 180: top-1 relevant, precision@2 = 1/2; query (0, 1) of class 1 ranks 90, then 0 and 180
+    tie (stable: 0 first): top-1 relevant, precision@2 = 1/2. Means: top-1 1.0, precision@2 0.5."""
+    from clipcov_fast.training.evaluate import class_retrieval
+
+    img = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    got = class_retrieval(img, [0, 1, 1], np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 1], k=2)
+    assert got == {"precision_at_2": 0.5, "top1": 1.0, "queries": 2}
+    got = class_retrieval(img, [0, 1, 1], np.array([[-1.0, 0.0]]), [0], k=2)  # (-1, 0): 180, then 90/0
+    assert got["top1"] == 0.0 and got["precision_at_2"] == 0.0
+
+
+def test_linear_probe_separates_separable_classes():
+    from clipcov_fast.training.evaluate import linear_probe
+
+    rng = np.random.default_rng(0)
+    centers = np.eye(3) * 5
+    fit_y, y = rng.integers(0, 3, 300), rng.integers(0, 3, 100)
+    fit_x, x = centers[fit_y] + rng.standard_normal((300, 3)), centers[y] + rng.standard_normal((100, 3))
+    assert linear_probe(fit_x, fit_y, x, y) > 0.95
+    assert linear_probe(fit_x, rng.permutation(fit_y), x, y) < 0.6  # labels that carry nothing: near chance

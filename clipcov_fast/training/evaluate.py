@@ -93,6 +93,26 @@ def zero_shot_metrics(img, class_emb, labels):
                                  for c in classes]}
 
 
+def linear_probe(fit_x, fit_y, x, y, seed=0):
+    """Top-1 of a multinomial logistic regression (scikit-learn, L2, C = 1) fitted on (fit_x, fit_y) and
+    scored on (x, y): how linearly separable the classes are in a model's image features."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=2000, random_state=seed).fit(np.asarray(fit_x), np.asarray(fit_y))
+    return float(np.mean(clf.predict(np.asarray(x)) == np.asarray(y)))
+
+
+def class_retrieval(img, labels, queries, query_class, k=10):
+    """Text-to-image retrieval at class level: for each query (row of `queries`, a caption embedding, e.g.
+    of a synonym such as "jumper"), rank the images by similarity; an image counts as relevant when its
+    label is the query's class. Returns the mean over queries of precision@k and of top-1 relevance."""
+    sims = np.asarray(queries, np.float32) @ np.asarray(img, np.float32).T  # (queries, images)
+    k = min(k, sims.shape[1])
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    hit = np.asarray(labels)[top] == np.asarray(query_class)[:, None]
+    return {f"precision_at_{k}": float(hit.mean()), "top1": float(hit[:, 0].mean()), "queries": int(len(hit))}
+
+
 def retrieval_metrics(img, txt):
     """open_clip_train's get_clip_metrics on aligned rows: R@1/5/10 and ranks, both directions."""
     import torch

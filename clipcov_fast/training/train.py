@@ -6,8 +6,11 @@ directory, so the table gets absolute paths). Output folder RUN: open_clip_train
 params.txt and checkpoints/epoch_N.pt; plus RUN/train.tsv and RUN/train.json (our settings).
 
 `--steps N` fixes the number of optimizer steps whatever the subset size (the experiment compares
-subsets and the full pool at equal compute): the table then holds the subset repeated in fresh
-seeded shuffles, cut to N x batch rows per epoch.
+subsets and the full pool at equal compute): the table then holds N x batch rows per epoch, written
+batch by batch from fresh seeded permutations of the subset (each permutation gives floor(n / batch)
+whole batches, like a shuffled epoch with drop_last), and open_clip_train reads it in that order (its
+own shuffle would mix the repeated rows again and put the same pair twice in a batch: a false negative
+for the contrastive loss). So no batch holds a pair twice unless the subset is smaller than a batch.
 
 Defaults suit a CPU and tiny models. The paper's settings for real runs (ResNet-50 + text
 transformer from scratch on 5-10% of CC3M, batch 512 on 2 GPUs, 30 epochs):
@@ -42,9 +45,9 @@ def _rank():
 
 def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, img_key="filepath",
                    caption_key="title", sep=None):
-    """Write out (a TSV with absolute image paths: filepath, title) from a table; with `steps`, the
-    rows repeat in seeded shuffles up to ceil(steps / epochs) x batch_size rows (one epoch).
-    Returns (path, rows in the source, rows written)."""
+    """Write out (a TSV with absolute image paths: filepath, title) from a table; with `steps`,
+    ceil(steps / epochs) x batch_size rows (one epoch) from batch_order(). Returns (path, rows in the
+    source, rows written)."""
     from ..pipeline.sources.table import Table
 
     table = Table(data, img_key=img_key, caption_key=caption_key, sep=sep)
@@ -53,9 +56,7 @@ def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, im
         raise ValueError(f"--data: {data} has no rows")
     order = np.arange(n)
     if steps is not None:
-        want = math.ceil(steps / epochs) * batch_size
-        rng = np.random.default_rng(seed)
-        order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(want / n))])[:want]
+        order = batch_order(n, math.ceil(steps / epochs), batch_size * _world(), seed)
     elif n < batch_size:
         raise ValueError(f"--data: {n} pairs is less than one batch ({batch_size}); lower --batch-size "
                          "or pass --steps")
@@ -66,6 +67,54 @@ def training_table(data, out, *, steps=None, epochs=1, batch_size=64, seed=0, im
         w.writerow([str(table.image_path(i).resolve()), " ".join(table.rows[i][table._cap].split())])
     files.save_text(out, buf.getvalue())
     return Path(out), n, len(order)
+
+
+def batch_order(n, batches, batch_size, seed=0):
+    """Row order of `batches` batches of `batch_size` rows out of n, with no row twice in a batch when
+    n >= batch_size: seeded permutations of range(n), each cut to its floor(n / batch_size) whole
+    batches (the rest of a permutation is dropped; the next one starts afresh). When n < batch_size,
+    each batch is made of its own permutations, so it holds every row floor(batch_size / n) or
+    ceil(batch_size / n) times."""
+    rng = np.random.default_rng(seed)
+    if n >= batch_size:
+        per = (n // batch_size) * batch_size
+        want = batches * batch_size
+        return np.concatenate([rng.permutation(n)[:per] for _ in range(math.ceil(want / per))])[:want]
+    reps = math.ceil(batch_size / n)
+    return np.concatenate([np.concatenate([rng.permutation(n) for _ in range(reps)])[:batch_size]
+                           for _ in range(batches)])
+
+
+def _world():
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+@contextlib.contextmanager
+def _csv_in_order():
+    """open_clip_train's csv loader reading the table in its written order (no shuffle; under torchrun a
+    DistributedSampler without shuffle, so rank r reads rows r, r + W, ... of each global batch)."""
+    from open_clip_train import data as ocd
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    original = ocd.get_csv_dataset
+
+    def in_order(args, preprocess_fn, is_train, epoch=0, tokenizer=None):
+        info = original(args, preprocess_fn, is_train, epoch=epoch, tokenizer=tokenizer)
+        if not is_train:
+            return info
+        old = info.dataloader
+        sampler = DistributedSampler(old.dataset, shuffle=False) if args.distributed else None
+        loader = DataLoader(old.dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                            pin_memory=True, sampler=sampler, drop_last=True)
+        loader.num_samples, loader.num_batches = old.num_samples, len(loader)
+        return ocd.DataInfo(loader, sampler)
+
+    ocd.get_csv_dataset = in_order
+    try:
+        yield
+    finally:
+        ocd.get_csv_dataset = original
 
 
 def argv(train_data, out, model, *, epochs, batch_size, lr, beta1, beta2, eps, wd, warmup, seed, device,
@@ -148,7 +197,7 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
     precision = precision or ("amp" if device.startswith("cuda") else "fp32")
     table, n, rows = training_table(data, out / "train.tsv", steps=steps, epochs=epochs,
                                     batch_size=batch_size, seed=seed)
-    steps_per_epoch = rows // batch_size
+    steps_per_epoch = rows // (batch_size * _world())  # under torchrun each rank reads 1/W of the rows
     total = steps_per_epoch * epochs
     warmup = warmup if warmup is not None else max(1, total // 10)
     args = argv(table, out, model, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, beta2=beta2,
@@ -166,7 +215,8 @@ def train(data, model, out, *, epochs=None, steps=None, batch_size=64, lr=PAPER[
 
     log.info("training %s on %d pairs of %s: %d steps of %d (%d epochs) into %s", model, n, data, total,
              batch_size, epochs, out)
-    with _keep_logging(), warnings.catch_warnings():
+    in_order = _csv_in_order() if steps is not None else contextlib.nullcontext()
+    with _keep_logging(), warnings.catch_warnings(), in_order:
         # its DataLoader always asks for pinned memory, which only means something with a GPU
         warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator")
         code = open_clip_train_main(args)

@@ -11,7 +11,8 @@ def build(name, out, limit=None, seed=0, **options):
     """Build pool `name` into `out`; returns its manifest."""
     from . import drawings, fashion  # imported here: they read Debian packages
 
-    builders = {"fashion-web": fashion.build_web, "fashion-proxy": fashion.build_proxy,
+    builders = {"fashion-web": fashion.build_web, "fashion-proxy": fashion.build_proxy, "fashion-val": fashion.build_val,
+                "fashion-mnist-shifted": fashion.build_shifted,
                 "fashion-mnist-test": fashion.build_test, "digits": fashion.build_digits,
                 "clipart": drawings.build_clipart, "stamps": drawings.build_stamps, "emoji": drawings.build_emoji}
     if name not in builders:
@@ -23,4 +24,4 @@ def build(name, out, limit=None, seed=0, **options):
     return writer.finish(seed=seed, limit=limit, **info)
 
 
-NAMES = ("fashion-web", "fashion-proxy", "fashion-mnist-test", "digits", "clipart", "stamps", "emoji")
+NAMES = ("fashion-web", "fashion-proxy", "fashion-val", "fashion-mnist-test", "fashion-mnist-shifted", "digits", "clipart", "stamps", "emoji")

@@ -4,8 +4,10 @@ fashion-web imitates a web-crawled pool: each training image gets a caption from
 synonyms, and a seeded share of the pairs is corrupted the way web data is (misaligned captions,
 generic captions, near-duplicate copies of a few popular images, optional out-of-domain drawings).
 Every pair's `noise` column says what was done, so a selection can be scored against it.
-Training images POOL_END.. (the last 10,000) never enter fashion-web: fashion-proxy builds clean
-pairs from them, so a proxy model can be fitted on data it will not score.
+Fashion-MNIST's 60,000 training images are split three ways: [0, POOL_END) feed fashion-web, [POOL_END,
+VAL_END) is fashion-val (the validation split: every choice of the experiment that needs scored images is
+made on it, never on the test set), and [VAL_END, 60000) is fashion-proxy (clean pairs a proxy model is
+fitted on, so that it never scores its own training data).
 """
 import gzip
 
@@ -16,7 +18,8 @@ from ..prompts import FASHION_MNIST_CLASSES
 from .debian import package_files
 from .writer import write_items
 
-POOL_END = 50000  # training images [0, 50000) feed fashion-web, [50000, 60000) fashion-proxy
+POOL_END = 45000  # training images [0, 45000) feed fashion-web (before the validation split: [0, 50000))
+VAL_END = 50000  # [45000, 50000): fashion-val; [50000, 60000): fashion-proxy
 NOISE = {"misaligned": 0.15, "generic": 0.10, "near_duplicate": 0.10}  # shares of the base images
 WORDS = (("t-shirt", "tee", "top", "graphic tee", "crew neck t-shirt"),
          ("trousers", "pants", "jeans", "slacks", "chinos"),
@@ -92,17 +95,28 @@ def build_web(writer, limit, rng, ood=0.0):
     return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES),
             "noise_rates": dict(NOISE, out_of_domain=ood), "base_images": int(len(base)),
             "proxy_holdout": f"Fashion-MNIST training images {POOL_END}-59999 never enter this pool "
-                             "(clipcov data build fashion-proxy makes clean pairs of them)",
+                             f"({POOL_END}-{VAL_END - 1}: fashion-val; {VAL_END}-59999: fashion-proxy)",
             "clean_rows": [i for i, r in enumerate(writer.rows) if r[3] == "clean"]}
 
 
 def build_proxy(writer, limit, rng):
     images, labels = read_idx("train-images-idx3-ubyte"), read_idx("train-labels-idx1-ubyte")
-    held = np.arange(POOL_END, len(images))[:limit]
+    held = np.arange(VAL_END, len(images))[:limit]
     write_items(writer, [_fashion_item(images, i, clean_caption(int(labels[i]), rng), label=int(labels[i]))
                          for i in held], len(held))
     return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES),
-            "images": f"Fashion-MNIST training images {POOL_END}-{len(images) - 1}, clean captions"}
+            "images": f"Fashion-MNIST training images {VAL_END}-{len(images) - 1}, clean captions"}
+
+
+def build_val(writer, limit, rng):
+    """The validation split: Fashion-MNIST training images POOL_END..VAL_END-1, in neither fashion-web nor
+    fashion-proxy, captioned with their class name like the test set."""
+    images, labels = read_idx("train-images-idx3-ubyte"), read_idx("train-labels-idx1-ubyte")
+    held = np.arange(POOL_END, VAL_END)[:limit]
+    write_items(writer, [_fashion_item(images, i, FASHION_MNIST_CLASSES[labels[i]], label=int(labels[i]))
+                         for i in held], len(held))
+    return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES),
+            "images": f"Fashion-MNIST training images {POOL_END}-{VAL_END - 1} (validation), class-name captions"}
 
 
 def build_test(writer, limit, rng):
@@ -111,6 +125,40 @@ def build_test(writer, limit, rng):
     write_items(writer, [_fashion_item(images, i, FASHION_MNIST_CLASSES[labels[i]], label=int(labels[i]))
                          for i in range(n)], n)
     return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES)}
+
+
+SHIFTS = ("inverted", "rotated", "blurred", "sketch")  # fashion-mnist-shifted: the distribution-shift analogue
+
+
+def shift_image(x, kind):
+    """A Fashion-MNIST image (uint8 (28, 28)) under one distribution shift: inverted (255 - x), rotated
+    (90 degrees counter-clockwise), blurred (Gaussian, radius 1.5) or sketch (an edge map, dark lines
+    on white: 255 minus PIL's FIND_EDGES, which is the 3x3 Laplacian -1 around 8 in the middle, clipped)."""
+    from PIL import ImageFilter
+
+    x = np.asarray(x, np.uint8)
+    if kind == "inverted":
+        return 255 - x
+    if kind == "rotated":
+        return np.ascontiguousarray(np.rot90(x))
+    if kind == "blurred":
+        return np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(1.5)))
+    if kind == "sketch":
+        return 255 - np.asarray(Image.fromarray(x).filter(ImageFilter.FIND_EDGES))
+    raise ValueError(f"shift must be one of {SHIFTS}, got {kind!r}")
+
+
+def build_shifted(writer, limit, rng):
+    """The first `limit` Fashion-MNIST test images (all 10,000 by default) under each of SHIFTS: 4 x limit
+    rows, caption = class name, column `noise` = the shift (so a report can score each shift apart)."""
+    images, labels = read_idx("t10k-images-idx3-ubyte"), read_idx("t10k-labels-idx1-ubyte")
+    n = len(images) if limit is None else min(limit, len(images))
+    items = [(f"fashion-mnist-test:{i}:{kind}",
+              lambda i=i, kind=kind: (Image.fromarray(shift_image(images[i], kind)), FASHION_MNIST_CLASSES[labels[i]],
+                                      {"label": int(labels[i]), "noise": kind}))
+             for kind in SHIFTS for i in range(n)]
+    write_items(writer, items, len(items))
+    return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES), "shifts": list(SHIFTS)}
 
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
