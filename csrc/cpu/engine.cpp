@@ -107,8 +107,37 @@ std::vector<int64_t> Engine::classes_by_size() const {
   return cls;
 }
 
-void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, double tau,
-                     const Weights& w, const double* extra) {
+void Engine::add_class_sums(const int64_t* dst, double* sum_img, double* sum_txt) const {
+  const int64_t d = st_.d;
+  for (int64_t c = 0; c < st_.num_classes(); ++c) {
+    double *si = sum_img + dst[c] * d, *st = sum_txt + dst[c] * d;
+    for (int64_t s = st_.class_ptr[c]; s < st_.class_ptr[c + 1]; ++s)
+      for (int64_t j = 0; j < d; ++j) {
+        si[j] += st_.a(s)[j];
+        st[j] += st_.b(s)[j];
+      }
+  }
+}
+
+void other_means(const double* sum_img, const double* sum_txt, const int64_t* count, int64_t K, int64_t d,
+                 const int64_t* which, int64_t m, double* out_img, double* out_txt) {
+  std::vector<double> total_img(d, 0.0), total_txt(d, 0.0);
+  for (int64_t c = 0; c < K; ++c)
+    for (int64_t j = 0; j < d; ++j) {
+      total_img[j] += sum_img[c * d + j] / double(count[c]);
+      total_txt[j] += sum_txt[c * d + j] / double(count[c]);
+    }
+  for (int64_t t = 0; t < m; ++t) {
+    const int64_t c = which[t];
+    for (int64_t j = 0; j < d; ++j) {
+      out_img[t * d + j] = (total_img[j] - sum_img[c * d + j] / double(count[c])) / double(K - 1);
+      out_txt[t * d + j] = (total_txt[j] - sum_txt[c * d + j] / double(count[c])) / double(K - 1);
+    }
+  }
+}
+
+void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, int64_t pool_n, double tau,
+                     const Weights& w, const double* extra, const double* other_img, const double* other_txt) {
   const int64_t n = st_.n, d = st_.d, K = st_.num_classes();
   exact_ = ExactSimilarity{&st_, A, B};
   xcov_ = xcov;
@@ -118,38 +147,27 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   center_.assign(n, 0.0);
   utility_.assign(n, 0.0);
 
-  // Centre penalty: class means, then for each class the mean of the other classes' means.
-  if (K > 1) {
-    std::vector<double> mu_img(K * d, 0.0), mu_txt(K * d, 0.0);
+  // Centre penalty: class sums, then for each class the mean of the other classes' means (given by
+  // the caller when this engine holds only some of the pool's classes).
+  std::vector<double> o_img, o_txt;
+  if (other_img && other_txt) {
+    o_img.assign(other_img, other_img + K * d);
+    o_txt.assign(other_txt, other_txt + K * d);
+  } else if (K > 1) {
+    std::vector<double> sum_img(K * d, 0.0), sum_txt(K * d, 0.0);
+    std::vector<int64_t> ids(K), count(K);
+    std::iota(ids.begin(), ids.end(), 0);
+    for (int64_t c = 0; c < K; ++c) count[c] = st_.class_ptr[c + 1] - st_.class_ptr[c];
+    add_class_sums(ids.data(), sum_img.data(), sum_txt.data());
+    o_img.resize(K * d);
+    o_txt.resize(K * d);
+    other_means(sum_img.data(), sum_txt.data(), count.data(), K, d, ids.data(), K, o_img.data(), o_txt.data());
+  }
+  if (!o_img.empty()) {
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
-    for (int64_t c = 0; c < K; ++c) {
-      const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
-      for (int64_t s = b; s < e; ++s)
-        for (int64_t j = 0; j < d; ++j) {
-          mu_img[c * d + j] += st_.a(s)[j];
-          mu_txt[c * d + j] += st_.b(s)[j];
-        }
-      for (int64_t j = 0; j < d; ++j) {
-        mu_img[c * d + j] /= double(e - b);
-        mu_txt[c * d + j] /= double(e - b);
-      }
-    }
-    std::vector<double> sum_img(d, 0.0), sum_txt(d, 0.0);
     for (int64_t c = 0; c < K; ++c)
-      for (int64_t j = 0; j < d; ++j) {
-        sum_img[j] += mu_img[c * d + j];
-        sum_txt[j] += mu_txt[c * d + j];
-      }
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
-    for (int64_t c = 0; c < K; ++c) {
-      std::vector<double> o_img(d), o_txt(d);
-      for (int64_t j = 0; j < d; ++j) {
-        o_img[j] = (sum_img[j] - mu_img[c * d + j]) / double(K - 1);
-        o_txt[j] = (sum_txt[j] - mu_txt[c * d + j]) / double(K - 1);
-      }
       for (int64_t s = st_.class_ptr[c]; s < st_.class_ptr[c + 1]; ++s)
-        center_[s] = dot_f64(st_.a(s), o_txt.data(), d) + dot_f64(st_.b(s), o_img.data(), d);
-    }
+        center_[s] = dot_f64(st_.a(s), o_txt.data() + c * d, d) + dot_f64(st_.b(s), o_img.data() + c * d, d);
   }
 
   // Coverage (ClipCov) or the d x d initial gains (xcov). Large classes use all threads one after
@@ -158,7 +176,7 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   const int64_t big = 4 * kTileRows * threads_;
   auto per_class = [&](int64_t c, int threads) {
     const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
-    if (xcov) xcov_initial(st_, b, e, double(k) / double(n), utility_.data() + b);
+    if (xcov) xcov_initial(st_, b, e, double(k) / double(pool_n), utility_.data() + b);
     else coverage_class(st_, b, e, tau, exact_, threads, coverage_.data() + b);
   };
   size_t first_small = 0;
@@ -221,12 +239,37 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
   const int64_t K = st_.num_classes();
   int64_t done;
   if (on_demand) {
-    // Global budget: a class advances only when the merge takes its head.
+    // Global budget: every class first runs in parallel to a guessed target (its proportional share
+    // plus a margin); the merge then resumes a class only when it takes that class past its target.
     std::vector<std::unique_ptr<ClassRun>> runs(K);
+    std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
+    std::vector<char> ended(K, 0);
+    const std::vector<int64_t> cls = classes_by_size();
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+    for (size_t t = 0; t < cls.size(); ++t) {
+      const int64_t c = cls[t], m = st_.class_ptr[c + 1] - st_.class_ptr[c];
+      const int64_t share = (k * m + st_.n - 1) / std::max<int64_t>(1, st_.n);
+      const int64_t target = std::min({quota[c], m, share + share / 4 + 8});
+      if (target <= 0) continue;
+      runs[c].reset(make_run(c, target));
+      int32_t local;
+      double gain;
+      seq[c].reserve(target);
+      while (int64_t(seq[c].size()) < target) {
+        if (!runs[c]->next(local, gain)) { ended[c] = 1; break; }
+        seq[c].emplace_back(st_.order[st_.class_ptr[c] + local], gain);
+      }
+    }
+    std::vector<size_t> at(K, 0);
     done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
+      if (at[c] < seq[c].size()) {
+        std::tie(row, gain) = seq[c][at[c]++];
+        return true;
+      }
+      if (ended[c]) return false;
       if (!runs[c]) runs[c].reset(make_run(c, 256));
       int32_t local;
-      if (!runs[c]->next(local, gain)) return false;
+      if (!runs[c]->next(local, gain)) { ended[c] = 1; return false; }
       row = st_.order[st_.class_ptr[c] + local];
       return true;
     }, out_index, out_gain);
