@@ -13,10 +13,11 @@ from .. import api
 from ..selection import Selection
 from . import merge, work
 from .engines import ENGINES, get_engine
-from .plan import load_plan, plan
+from .plan import load_plan
+from .plan import plan as plan_pool  # (the name `plan` stays the module)
 
 log = logging.getLogger("clipcov_fast.scale")
-__all__ = ["select_pool", "plan", "ENGINES"]
+__all__ = ["select_pool", "plan_pool", "merge_work_dir", "ENGINES"]
 
 
 def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
@@ -40,7 +41,7 @@ def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, th
         raise ValueError(f"--work-dir is required with --engine {engine}")
     t0 = time.perf_counter()
     runner = get_engine(engine, workers=workers, ray_address=ray_address)
-    p = plan(pool, work_dir, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
+    p = plan_pool(pool, work_dir, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
              weights=weights, budget=budget, normalize=normalize, memory_limit=memory_limit,
              **({} if batch_rows is None else {"batch_rows": batch_rows}))
     timings = {"plan": time.perf_counter() - t0}

@@ -87,6 +87,16 @@ class Pool:
                 np.concatenate([b for _, b in parts]).astype(self.dtype, copy=False))
 
 
+def _read_header(f):
+    """(shape, dtype) of the .npy stream f (public numpy API; header versions 1, 2 and 3)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    return shape, dtype
+
+
 def npy_header(path):
     """(shape, dtype) of a .npy file, checking that the file holds all the data its header promises."""
     path = Path(path)
@@ -94,8 +104,7 @@ def npy_header(path):
         raise FileNotFoundError(f"{path}: no such file")
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+            shape, dtype = _read_header(f)
             offset = f.tell()
     except Exception as e:  # noqa: BLE001 - any unreadable header
         raise ValueError(f"{path}: not a readable .npy file ({e})") from e
@@ -119,8 +128,7 @@ def npz_headers(path, keys):
                     have = sorted(n[:-4] for n in names if n.endswith(".npy"))
                     raise KeyError(key, have)
                 with z.open(f"{key}.npy") as f:
-                    version = np.lib.format.read_magic(f)
-                    shape, _, dtype = np.lib.format._read_array_header(f, version)
+                    shape, dtype = _read_header(f)
                 out[key] = (shape, dtype)
             return out
     except KeyError as e:
@@ -233,19 +241,3 @@ class ArrayPool(Pool):
         out = super().describe()
         out["paths"] = list(self._paths) if self._paths else None
         return out
-
-
-def open_pool(datacomp=None, clip_retrieval=None, img=None, txt=None, arch="b32"):
-    """The pool of whichever source is given (exactly one), checked."""
-    given = [x is not None for x in (datacomp, clip_retrieval, img)]
-    if sum(given) != 1:
-        raise ValueError("give exactly one source: --datacomp DIR, --clip-retrieval DIR, or --img/--txt")
-    if datacomp is not None:
-        from .datacomp import DataCompPool
-        return DataCompPool(datacomp, arch).check()
-    if clip_retrieval is not None:
-        from .clip_retrieval import ClipRetrievalPool
-        return ClipRetrievalPool(clip_retrieval).check()
-    if txt is None:
-        raise ValueError("--img needs --txt")
-    return ArrayPool(img, txt).check()
