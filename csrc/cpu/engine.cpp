@@ -239,40 +239,46 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
   const int64_t K = st_.num_classes();
   int64_t done;
   if (on_demand) {
-    // Global budget: every class first runs in parallel to a guessed target (its proportional share
-    // plus a margin); the merge then resumes a class only when it takes that class past its target.
+    // Global budget: every class runs in parallel to a guessed target (its proportional share plus a
+    // margin); a merge then finds the classes it would take past their targets, those resume in
+    // parallel to a larger target (one eighth more), and the merge is redone, until no class is short.
     std::vector<std::unique_ptr<ClassRun>> runs(K);
     std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
     std::vector<char> ended(K, 0);
-    const std::vector<int64_t> cls = classes_by_size();
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
-    for (size_t t = 0; t < cls.size(); ++t) {
-      const int64_t c = cls[t], m = st_.class_ptr[c + 1] - st_.class_ptr[c];
+    std::vector<int64_t> target(K, 0), need;
+    for (int64_t c = 0; c < K; ++c) {
+      const int64_t m = st_.class_ptr[c + 1] - st_.class_ptr[c];
       const int64_t share = (k * m + st_.n - 1) / std::max<int64_t>(1, st_.n);
-      const int64_t target = std::min({quota[c], m, share + share / 4 + 8});
-      if (target <= 0) continue;
-      runs[c].reset(make_run(c, target));
-      int32_t local;
-      double gain;
-      seq[c].reserve(target);
-      while (int64_t(seq[c].size()) < target) {
-        if (!runs[c]->next(local, gain)) { ended[c] = 1; break; }
-        seq[c].emplace_back(st_.order[st_.class_ptr[c] + local], gain);
-      }
+      target[c] = std::min({quota[c], m, share + share / 16 + 2});
+      if (target[c] > 0) need.push_back(c);
     }
-    std::vector<size_t> at(K, 0);
-    done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
-      if (at[c] < seq[c].size()) {
-        std::tie(row, gain) = seq[c][at[c]++];
-        return true;
+    std::stable_sort(need.begin(), need.end(), [&](int64_t x, int64_t y) { return target[x] > target[y]; });
+    while (true) {
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+      for (size_t t = 0; t < need.size(); ++t) {
+        const int64_t c = need[t];
+        if (!runs[c]) runs[c].reset(make_run(c, target[c]));
+        int32_t local;
+        double gain;
+        seq[c].reserve(target[c]);
+        while (int64_t(seq[c].size()) < target[c]) {
+          if (!runs[c]->next(local, gain)) { ended[c] = 1; break; }
+          seq[c].emplace_back(st_.order[st_.class_ptr[c] + local], gain);
+        }
       }
-      if (ended[c]) return false;
-      if (!runs[c]) runs[c].reset(make_run(c, 256));
-      int32_t local;
-      if (!runs[c]->next(local, gain)) { ended[c] = 1; return false; }
-      row = st_.order[st_.class_ptr[c] + local];
-      return true;
-    }, out_index, out_gain);
+      need.clear();
+      std::vector<size_t> at(K, 0);
+      done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
+        if (at[c] < seq[c].size()) {
+          std::tie(row, gain) = seq[c][at[c]++];
+          return true;
+        }
+        if (!ended[c]) need.push_back(c);  // short: the picks after this point are not final
+        return false;
+      }, out_index, out_gain);
+      if (need.empty()) break;
+      for (int64_t c : need) target[c] = std::min(quota[c], target[c] + target[c] / 8 + 4);
+    }
   } else {
     // Class quotas: every class runs to its quota in parallel, then the sequences are merged.
     std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
