@@ -36,8 +36,9 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except ModuleNotFoundError as e:  # an optional dependency: name the extra that brings it
+        extra = "scale" if e.name in ("ray", "pyarrow") else "clip"
         print(f"clipcov {args.command}: error: this needs the Python package {e.name!r}, which is not "
-              "installed; install the pipeline extra: pip install 'clipcov-fast[clip]'", file=sys.stderr)
+              f"installed; install the extra that brings it: pip install 'clipcov-fast[{extra}]'", file=sys.stderr)
         return 2
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"clipcov {args.command}: error: {e}", file=sys.stderr)
