@@ -241,7 +241,7 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
   if (on_demand) {
     // Global budget: every class runs in parallel to a guessed target (its proportional share plus a
     // margin); a merge then finds the classes it would take past their targets, those resume in
-    // parallel to a larger target (one eighth more), and the merge is redone, until no class is short.
+    // parallel to a larger target, and the merge is redone, until no class is short.
     std::vector<std::unique_ptr<ClassRun>> runs(K);
     std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
     std::vector<char> ended(K, 0);
@@ -253,7 +253,7 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
       if (target[c] > 0) need.push_back(c);
     }
     std::stable_sort(need.begin(), need.end(), [&](int64_t x, int64_t y) { return target[x] > target[y]; });
-    while (true) {
+    while (true) {  // need: the classes to run on, biggest first
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
       for (size_t t = 0; t < need.size(); ++t) {
         const int64_t c = need[t];
@@ -268,16 +268,32 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
       }
       need.clear();
       std::vector<size_t> at(K, 0);
+      std::vector<int64_t> short_at(K, 0);  // picks the merge had made when the class ran short
+      int64_t yielded = 0;
       done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
         if (at[c] < seq[c].size()) {
           std::tie(row, gain) = seq[c][at[c]++];
+          ++yielded;
           return true;
         }
-        if (!ended[c]) need.push_back(c);  // short: the picks after this point are not final
+        if (!ended[c]) {  // short: the picks after this point are not final
+          need.push_back(c);
+          short_at[c] = std::max<int64_t>(1, yielded - K);
+        }
         return false;
       }, out_index, out_gain);
       if (need.empty()) break;
-      for (int64_t c : need) target[c] = std::min(quota[c], target[c] + target[c] / 8 + 4);
+      // A short class grows by what its pick rate so far predicts for the rest of the merge (at least
+      // an eighth), so that a class the global greedy favours catches up in a few parallel rounds.
+      for (int64_t c : need) {
+        const int64_t have = int64_t(seq[c].size());
+        const double rate = double(have) / double(short_at[c]);
+        const int64_t more = int64_t(1.1 * rate * double(std::max<int64_t>(0, k - short_at[c]))) + 4;
+        target[c] = std::min(quota[c], have + std::max(have / 8 + 4, more));
+      }
+      std::stable_sort(need.begin(), need.end(), [&](int64_t x, int64_t y) {
+        return target[x] - int64_t(seq[x].size()) > target[y] - int64_t(seq[y].size());
+      });
     }
   } else {
     // Class quotas: every class runs to its quota in parallel, then the sequences are merged.
