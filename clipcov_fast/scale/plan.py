@@ -143,6 +143,7 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
         shutil.rmtree(tmp)
     (tmp / "buckets").mkdir(parents=True)
     K = len(counts)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     sum_img, sum_txt = np.zeros((K, d)), np.zeros((K, d))
     off = pool.offsets()
     names = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
@@ -161,7 +162,7 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
             local, inv, cnt = np.unique(yl[s:e], return_inverse=True, return_counts=True)
             order = np.argsort(inv.ravel(), kind="stable").astype(np.int64)
             eng = _core.Engine(order, np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64), d,
-                               bool(normalize), 1)
+                               bool(normalize), threads)  # rows load in parallel; the sums are serial
             row, what = eng.load(0, A[s:e], B[s:e])
             if what:
                 name, problem = names[what]
