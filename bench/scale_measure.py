@@ -1,5 +1,7 @@
 """Run one scale-out case once in this process and print a JSON line: seconds, stage times, peak memory of
-this process and of its largest child, and the work directory's size.
+this process and of its largest descendant (VmHWM polled twice a second; ru_maxrss of the children is
+also recorded, but on Linux a spawned child's ru_maxrss starts from its parent's RSS at fork), and the
+work directory's size.
 
     python bench/scale_measure.py ENGINE POOL_DIR K [--budget global] [--layout npy|clip-retrieval|datacomp]
                                   [--workers 2] [--work-dir W]
@@ -28,6 +30,35 @@ def _status(field):
     return 0
 
 
+class ChildPeaks:
+    """The largest VmHWM of any descendant process, polled twice a second (the local engine's workers)."""
+
+    def __init__(self):
+        import threading
+
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.5):
+            for child in me.children(recursive=True):
+                try:
+                    for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak = max(self.peak, int(line.split()[1]) * 1024)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def _du(path):
     return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True).stdout.split()[0])
 
@@ -51,6 +82,7 @@ def main(argv=None):
     Path("/proc/self/clear_refs").write_text("5")
     base = _status("VmRSS")
     info = {"engine": args.engine, "layout": args.layout, "budget": args.budget, "k": args.k}
+    children = ChildPeaks()
     t0 = time.perf_counter()
     if args.engine == "inprocess":
         A = np.load(pool_dir / "img.npy", mmap_mode="r")
@@ -87,7 +119,8 @@ def main(argv=None):
     info["seconds"] = time.perf_counter() - t0
     info.update(n=int(sel.n), stages_s=sel.timings, peak_bytes=_status("VmHWM"),
                 peak_growth_bytes=_status("VmHWM") - base,
-                child_peak_bytes=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+                child_peak_bytes=children.stop(),  # polled: a worker's peak between polls can be missed
+                child_maxrss_bytes=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
                 picks_sha1=__import__("hashlib").sha1(np.asarray(sel.indices).tobytes()).hexdigest(),
                 first_picks=[int(i) for i in sel.indices[:10]])
     print(json.dumps(info))

@@ -44,7 +44,10 @@ def same(sel, ref):
 
 @pytest.mark.parametrize("objective", ["clipcov", "xcov"])
 @pytest.mark.parametrize("budget", ["proportional", "global"])
-def test_local_engine_matches_select_on_datacomp(tmp_path, arrays, datacomp, objective, budget):
+def test_local_engine_matches_select_on_datacomp(tmp_path, arrays, datacomp, objective, budget, monkeypatch):
+    from clipcov_fast.scale import plan as plan_mod
+
+    monkeypatch.setattr(plan_mod, "BLOCK_ROWS", 128)  # shards of 500 rows read in blocks
     A, B, y = arrays
     ref = cc.select(A, B, 0.1, labels=y, objective=objective, budget=budget)
     pool = open_pool(datacomp=datacomp[0])

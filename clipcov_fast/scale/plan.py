@@ -26,6 +26,7 @@ from .. import files, inputs
 log = logging.getLogger("clipcov_fast.scale")
 PLAN = "plan.json"
 BATCH_ROWS = 20_000  # small classes are batched into tasks of about this many rows
+BLOCK_ROWS = 1 << 18  # plan reads a shard in blocks of this many rows
 VERSION = 1
 
 
@@ -96,6 +97,45 @@ def labels_for(pool, labels, T, normalize):
     return y
 
 
+_PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
+             3: ("image", "an all-zero row (cannot be normalized)"),
+             4: ("caption", "an all-zero row (cannot be normalized)")}
+
+
+def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, sum_img, sum_txt, wanted, dtype,
+                buckets, _core):
+    """One block of consecutive rows (global rows g0..): class sums, then appends to the buckets."""
+    ls = None if T is None else inputs.label_similarity(b, T, y[g0:g0 + len(yl)], normalize)
+    # class sums, chunk by chunk, in ascending row order inside each class (as the engine adds them)
+    for s in range(0, len(yl), inputs.CHUNK_ROWS):
+        e = min(len(yl), s + inputs.CHUNK_ROWS)
+        local, inv, cnt = np.unique(yl[s:e], return_inverse=True, return_counts=True)
+        order = np.argsort(inv.ravel(), kind="stable").astype(np.int64)
+        eng = _core.Engine(order, np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64), d,
+                           bool(normalize), threads)  # rows load in parallel; the sums are serial
+        row, what = eng.load(0, a[s:e], b[s:e])
+        if what:
+            name, problem = _PROBLEMS[what]
+            raise ValueError(f"{shard_name}: the {name} embedding of row {b0 + s + row} (pool row "
+                             f"{g0 + s + row}) has {problem}")
+        eng.add_class_sums(local.astype(np.int64), sum_img, sum_txt)
+        del eng
+    order = np.argsort(yl, kind="stable")
+    bounds = np.searchsorted(yl[order], np.arange(K + 1))
+    for c in np.flatnonzero((np.diff(bounds) > 0) & wanted):
+        rows = order[bounds[c]:bounds[c + 1]]
+        base = buckets / str(c)
+        with open(f"{base}.img", "ab") as f:
+            f.write(np.ascontiguousarray(a[rows], dtype=dtype).tobytes())
+        with open(f"{base}.txt", "ab") as f:
+            f.write(np.ascontiguousarray(b[rows], dtype=dtype).tobytes())
+        with open(f"{base}.idx", "ab") as f:
+            f.write((rows + g0).astype(np.int64).tobytes())
+        if ls is not None:
+            with open(f"{base}.ls", "ab") as f:
+                f.write(ls[rows].astype(np.float64).tobytes())
+
+
 def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
          budget="proportional", normalize=True, memory_limit=None, batch_rows=BATCH_ROWS):
     """Plan a selection of k rows of `pool` into work_dir (skipped when work_dir already holds this plan;
@@ -146,45 +186,21 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     sum_img, sum_txt = np.zeros((K, d)), np.zeros((K, d))
     off = pool.offsets()
-    names = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
-             3: ("image", "an all-zero row (cannot be normalized)"),
-             4: ("caption", "an all-zero row (cannot be normalized)")}
     for i in tqdm(range(len(pool.shards)), desc="clipcov plan", unit="shard", disable=None, leave=False):
         shard = pool.shards[i]
         A, B = pool.read(i)
         if A.shape != (shard.rows, d) or B.shape != (shard.rows, d):
             raise ValueError(f"{shard.name}: holds arrays of shape {A.shape} and {B.shape}, expected {(shard.rows, d)}")
-        yl = dense[off[i]:off[i + 1]]
-        ls = None if T is None else inputs.label_similarity(B, T, y[off[i]:off[i + 1]], normalize)
-        # class sums, chunk by chunk, in ascending row order inside each class (as the engine adds them)
-        for s in range(0, shard.rows, inputs.CHUNK_ROWS):
-            e = min(shard.rows, s + inputs.CHUNK_ROWS)
-            local, inv, cnt = np.unique(yl[s:e], return_inverse=True, return_counts=True)
-            order = np.argsort(inv.ravel(), kind="stable").astype(np.int64)
-            eng = _core.Engine(order, np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64), d,
-                               bool(normalize), threads)  # rows load in parallel; the sums are serial
-            row, what = eng.load(0, A[s:e], B[s:e])
-            if what:
-                name, problem = names[what]
-                raise ValueError(f"{shard.name}: the {name} embedding of row {s + row} (pool row "
-                                 f"{off[i] + s + row}) has {problem}")
-            eng.add_class_sums(local.astype(np.int64), sum_img, sum_txt)
-            del eng
-        # buckets: this shard's rows appended to their classes' files
-        order = np.argsort(yl, kind="stable")
-        bounds = np.searchsorted(yl[order], np.arange(K + 1))
-        for c in np.flatnonzero((np.diff(bounds) > 0) & wanted):
-            rows = order[bounds[c]:bounds[c + 1]]
-            base = tmp / "buckets" / str(c)
-            with open(f"{base}.img", "ab") as f:
-                f.write(np.ascontiguousarray(A[rows], dtype=dtype).tobytes())
-            with open(f"{base}.txt", "ab") as f:
-                f.write(np.ascontiguousarray(B[rows], dtype=dtype).tobytes())
-            with open(f"{base}.idx", "ab") as f:
-                f.write((rows + off[i]).astype(np.int64).tobytes())
-            if ls is not None:
-                with open(f"{base}.ls", "ab") as f:
-                    f.write(ls[rows].astype(np.float64).tobytes())
+        # blocks of rows: a memory-mapped shard's pages are dropped after each block (bounded RSS)
+        for b0 in range(0, shard.rows, BLOCK_ROWS):
+            b1 = min(shard.rows, b0 + BLOCK_ROWS)
+            a, b = A[b0:b1], B[b0:b1]
+            g0 = off[i] + b0  # global index of the block's first row
+            _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, threads, d, K,
+                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", _core)
+            inputs.release_pages(a)
+            inputs.release_pages(b)
+            del a, b
         del A, B
     with open(tmp / "sums.npz", "wb") as f:
         np.savez(f, sum_img=sum_img, sum_txt=sum_txt, count=counts.astype(np.int64))
