@@ -14,7 +14,7 @@ export APT_PACKAGES := dataset-fashion-mnist openclipart-svg tuxpaint-stamps-def
 
 .PHONY: setup build test demo demo-synthetic bench clean
 setup: $(SETUP)
-$(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt requirements/pipeline.txt
+$(SETUP): scripts/setup.sh requirements/core.txt requirements/test.txt requirements/pipeline.txt requirements/scale.txt
 	bash scripts/setup.sh
 	touch $@
 

@@ -47,3 +47,34 @@ def record(benchmark):
         benchmark.extra_info.update(info, **result)
         return result
     return run
+
+
+def measure_scale(engine, pool_dir, k, *extra, timeout=1800):
+    """Run bench/scale_measure.py in a fresh process (its JSON line), None past `timeout` seconds."""
+    cmd = [sys.executable, str(HERE / "scale_measure.py"), engine, str(pool_dir), str(k), *extra]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(f"scale {engine} failed:\n{e.stderr}") from e
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def record_scale(benchmark):
+    """Like record, for bench/scale_measure.py cases; peak_bytes is the larger of the driver and its children."""
+    def run(engine, pool_dir, k, *extra, timeout=1800, **info):
+        result = {}
+
+        def once():
+            got = measure_scale(engine, pool_dir, k, *extra, timeout=timeout) or {"timed_out_after_s": timeout}
+            if "peak_bytes" in got:
+                got["peak_bytes"] = max(got["peak_bytes"], got.get("child_peak_bytes", 0))
+            got["method"] = f"{engine} ({got.get('layout', 'npy')}, {got.get('budget', 'proportional')})"
+            result.update(got)
+
+        benchmark.pedantic(once, rounds=1, iterations=1)
+        benchmark.extra_info.update(info, **result)
+        return result
+    return run

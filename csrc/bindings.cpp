@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include "bind_common.hpp"
 
 #include "cpu/engine.hpp"
@@ -36,6 +38,22 @@ using clipcov::carray;
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "clipcov_fast CPU engine (C++, OpenMP, OpenBLAS)";
+  m.def("other_means",
+        [](carray<double> sum_img, carray<double> sum_txt, carray<int64_t> count, carray<int64_t> which) {
+          const int64_t K = count.size();
+          if (K < 2 || sum_img.ndim() != 2 || sum_img.shape(0) != K || sum_txt.ndim() != 2 ||
+              sum_txt.shape(0) != K || sum_txt.shape(1) != sum_img.shape(1))
+            throw py::value_error("other_means: sums must be (K, d) with K = len(count) >= 2");
+          const int64_t d = sum_img.shape(1), m = which.size();
+          for (int64_t t = 0; t < m; ++t)
+            if (which.data()[t] < 0 || which.data()[t] >= K) throw py::value_error("which out of range");
+          py::array_t<double> oi({m, d}), ot({m, d});
+          clipcov::other_means(sum_img.data(), sum_txt.data(), count.data(), K, d, which.data(), m,
+                               oi.mutable_data(), ot.mutable_data());
+          return py::make_tuple(oi, ot);
+        },
+        py::arg("sum_img"), py::arg("sum_txt"), py::arg("count"), py::arg("which"),
+        "Each listed class's mean of the other classes' means, from float64 class sums and counts");
   py::class_<Engine>(m, "Engine")
       .def(py::init([](carray<int64_t> order, carray<int64_t> class_ptr, int64_t d, bool normalize, int threads) {
              std::vector<int64_t> o(order.data(), order.data() + order.size());
@@ -52,14 +70,38 @@ PYBIND11_MODULE(_core, m) {
            "Copy rows [start, start + len(a)); returns (first bad row, problem code)")
       .def("prepare",
            [](Engine& e, const py::array& A, const py::array& B, const std::string& objective, int64_t k,
-              double tau, double w_cov, double w_easy, double w_center, double w_red, carray<double> extra) {
+              double tau, double w_cov, double w_easy, double w_center, double w_red, carray<double> extra,
+              int64_t pool_n, std::optional<carray<double>> other_img, std::optional<carray<double>> other_txt) {
              if (objective != "clipcov" && objective != "xcov") throw py::value_error("unknown objective");
              if (extra.size() != e.n()) throw py::value_error("extra must have n entries");
+             if (bool(other_img) != bool(other_txt)) throw py::value_error("give both other_img and other_txt");
+             if (other_img && (other_img->size() != e.num_classes() * e.d() ||
+                               other_txt->size() != e.num_classes() * e.d()))
+               throw py::value_error("other_img and other_txt must be num_classes x d");
              SourceView va = view_of(A, "emb_img"), vb = view_of(B, "emb_txt");
              clipcov::Weights w{w_cov, w_easy, w_center, w_red};
+             const double* oi = other_img ? other_img->data() : nullptr;
+             const double* ot = other_txt ? other_txt->data() : nullptr;
              py::gil_scoped_release nogil;
-             e.prepare(va, vb, objective == "xcov", k, tau, w, extra.data());
-           })
+             e.prepare(va, vb, objective == "xcov", k, pool_n < 0 ? e.n() : pool_n, tau, w, extra.data(), oi, ot);
+           },
+           py::arg("A"), py::arg("B"), py::arg("objective"), py::arg("k"), py::arg("tau"), py::arg("w_cov"),
+           py::arg("w_easy"), py::arg("w_center"), py::arg("w_red"), py::arg("extra"), py::arg("pool_n") = -1,
+           py::arg("other_img") = py::none(), py::arg("other_txt") = py::none())
+      .def("add_class_sums",
+           [](const Engine& e, carray<int64_t> dst, py::array_t<double, py::array::c_style> sum_img,
+              py::array_t<double, py::array::c_style> sum_txt) {
+             if (dst.size() != e.num_classes()) throw py::value_error("dst must have one entry per class");
+             if (sum_img.ndim() != 2 || sum_img.shape(1) != e.d() || sum_txt.ndim() != 2 ||
+                 sum_txt.shape(0) != sum_img.shape(0) || sum_txt.shape(1) != e.d())
+               throw py::value_error("sum_img and sum_txt must be float64 (rows, d) C arrays");
+             for (int64_t c = 0; c < e.num_classes(); ++c)
+               if (dst.data()[c] < 0 || dst.data()[c] >= sum_img.shape(0)) throw py::value_error("dst out of range");
+             double *si = sum_img.mutable_data(), *st = sum_txt.mutable_data();
+             py::gil_scoped_release nogil;
+             e.add_class_sums(dst.data(), si, st);
+           },
+           "Add each class's stored rows, in order, to rows dst[c] of the float64 sums (in place)")
       .def("terms",
            [](const Engine& e) {
              py::array_t<double> cov(e.n()), easy(e.n()), cen(e.n()), util(e.n());
@@ -74,5 +116,6 @@ PYBIND11_MODULE(_core, m) {
       .def("greedy", &clipcov::run_greedy<Engine>, py::arg("quota"), py::arg("k"), py::arg("global_budget"),
            "Pick order (original rows) and gains; global_budget advances classes on demand")
       .def_property_readonly("n", &Engine::n)
+      .def_property_readonly("d", &Engine::d)
       .def_property_readonly("num_classes", &Engine::num_classes);
 }

@@ -50,6 +50,10 @@ def test_table_subset_keeps_format_and_rebases_paths(tmp_path):
     for r, i in zip(rows[1:], (1, 4)):  # paths now resolve from the subset's folder
         assert (out.parent / r[0]).resolve() == (tmp_path / "src" / "img" / f"{i}.png").resolve()
     assert from_spec(t.spec()).rows == t.rows
+    out = t.write_subset([1], tmp_path / "abs.tsv", absolute_paths=True)  # for open_clip_train run elsewhere
+    with open(out, newline="") as f:
+        path = list(csv.reader(f, delimiter="\t"))[1][0]
+    assert path == str((tmp_path / "src" / "img" / "1.png").resolve())
 
 
 def test_folder_with_sidecar_captions(tmp_path):
@@ -83,6 +87,8 @@ def test_webdataset_shard(tmp_path):
     assert [g["__key__"] for g in got] == ["s000", "s003"]
     original = {x["__key__"]: x for x in wds.WebDataset(str(shard), shardshuffle=False)}
     assert got[1]["png"] == original["s003"]["png"] and got[1]["txt"] == b"shard caption 3"
+    import json
+    assert json.loads((out / "sizes.json").read_text()) == {"subset-000000.tar": 2}  # open_clip_train reads it
 
 
 def test_webdataset_missing_shard(tmp_path):

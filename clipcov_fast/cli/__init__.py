@@ -8,9 +8,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import data, demo, embed, eval, experiment, labels, select, train
+from . import data, demo, embed, eval, experiment, labels, select, train, work
 
-COMMANDS = [data, embed, labels, select, train, eval, experiment, demo]
+COMMANDS = [data, embed, labels, select, work, train, eval, experiment, demo]
 
 
 def build_parser():
@@ -36,8 +36,9 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except ModuleNotFoundError as e:  # an optional dependency: name the extra that brings it
+        extra = "scale" if e.name in ("ray", "pyarrow") else "clip"
         print(f"clipcov {args.command}: error: this needs the Python package {e.name!r}, which is not "
-              "installed; install the pipeline extra: pip install 'clipcov-fast[clip]'", file=sys.stderr)
+              f"installed; install the extra that brings it: pip install 'clipcov-fast[{extra}]'", file=sys.stderr)
         return 2
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"clipcov {args.command}: error: {e}", file=sys.stderr)

@@ -1,6 +1,8 @@
-"""`clipcov select`: choose a subset from embedding files and write it with a JSON summary."""
+"""`clipcov select`: choose a subset from embedding files or pools and write it with a JSON summary."""
+from .. import files
 from ..methods import METHODS, run_method
-from ..pipeline.subsets import embedding_files, load_array, save_selection
+from ..pipeline.subsets import FORMATS, embedding_files, format_of, load_array, save_selection, summary, \
+    write_pool_subset
 
 
 def k_from_text(text):
@@ -31,7 +33,43 @@ def weights_from_text(text):
     return out
 
 
+PARAMS = ("emb", "img", "txt", "datacomp", "arch", "clip_retrieval", "labels", "class_emb", "k", "method",
+          "budget", "threshold", "weights", "seed", "engine", "work_dir")
+
+
+def select_from_pool(args):
+    """A pool source, a work-directory engine, or a pool output format: scale.select_pool."""
+    from ..pipeline.sources import open_pool
+    from ..scale import select_pool
+
+    if args.method not in ("clipcov", "xcov"):
+        raise ValueError(f"--method {args.method} runs in process on --img/--txt or --emb; pools and "
+                         "--engine local/ray take clipcov or xcov")
+    pool = open_pool(datacomp=args.datacomp, clip_retrieval=args.clip_retrieval, img=args.img, txt=args.txt,
+                     arch=args.arch)
+    labels = load_array(args.labels, "--labels") if args.labels else None
+    if labels is not None and (labels.ndim != 1 or len(labels) != pool.n):
+        raise ValueError(f"--labels: {args.labels} has shape {labels.shape}, but the pool has {pool.n} rows")
+    sel = select_pool(pool, k_from_text(args.k), objective=args.method, labels=labels,
+                      class_emb=load_array(args.class_emb, "--class-emb") if args.class_emb else None,
+                      threshold=args.threshold, weights=weights_from_text(args.weights) or None, budget=args.budget,
+                      engine=args.engine, work_dir=args.work_dir, ray_address=args.ray_address,
+                      workers=args.workers, num_threads=args.num_threads)
+    out = write_pool_subset(pool, sel, args.out, args.format)
+    summary_path = out.with_suffix(".json")
+    files.save_json(summary_path, summary(sel, {key: getattr(args, key) for key in PARAMS}))
+    print(f"{sel!r}\nwrote {out} and {summary_path}")
+
+
 def cmd_select(args):
+    pooled = bool(args.datacomp or args.clip_retrieval or args.engine != "inprocess" or
+                  format_of(args.out, args.format) != "npy")
+    if args.datacomp or args.clip_retrieval:
+        if args.emb or args.img or args.txt:
+            raise ValueError("give one source: --datacomp, --clip-retrieval, --emb, or --img and --txt")
+    if args.emb and pooled and not args.out.endswith((".npy", ".parquet")):
+        raise ValueError("--emb with --engine local/ray or --format writes .npy, .parquet or a uid file; "
+                         "write the source's own format with the in-process engine")
     if args.emb:
         if args.img or args.txt:
             raise ValueError("--emb replaces --img and --txt: give one or the other")
@@ -39,6 +77,8 @@ def cmd_select(args):
         args.img, args.txt = found["img"], found["txt"]
         args.labels = args.labels or found["labels"]  # the folder's labels and class prompts, unless given
         args.class_emb = args.class_emb or found["class_emb"]
+    if pooled:
+        return select_from_pool(args)
     if not (args.img and args.txt):
         raise ValueError("give --emb EMB, or both --img and --txt")
     sel = run_method(args.method, load_array(args.img, "--img"), load_array(args.txt, "--txt"),
@@ -47,9 +87,8 @@ def cmd_select(args):
                      class_emb=load_array(args.class_emb, "--class-emb") if args.class_emb else None,
                      budget=args.budget, threshold=args.threshold, weights=weights_from_text(args.weights) or None,
                      seed=args.seed, num_threads=args.num_threads, device=args.device)
-    params = {key: getattr(args, key) for key in ("emb", "img", "txt", "labels", "class_emb", "k", "method",
-                                                  "budget", "threshold", "weights", "seed")}
-    npy, summary_path, info = save_selection(sel, args.out, params, emb=args.emb)
+    params = {key: getattr(args, key) for key in PARAMS}
+    npy, summary_path, info = save_selection(sel, args.out, params, emb=args.emb, absolute_paths=args.absolute_paths)
     print(f"{sel!r}\nwrote {info.get('subset', npy)} and {summary_path}")
 
 
@@ -60,6 +99,11 @@ def register(sub):
     p.add_argument("--emb", help="embedding folder of clipcov embed (img.npy, txt.npy, and labels.npy, "
                                  "class_emb.npy when present); then --out SUBSET.tsv (or a folder for "
                                  "shards) writes the chosen pairs in the source's own format")
+    p.add_argument("--datacomp", metavar="DIR", help="a DataComp pool: *.parquet metadata (uid, text) with a "
+                                                     "same-named .npz of embeddings beside each")
+    p.add_argument("--arch", default="b32", choices=("b32", "l14"), help="DataComp embeddings to use (default b32)")
+    p.add_argument("--clip-retrieval", metavar="DIR", help="clip-retrieval inference output: img_emb/, "
+                                                           "text_emb/, metadata/")
     p.add_argument("--img", help="image embeddings, (n, d) .npy")
     p.add_argument("--txt", help="caption embeddings, (n, d) .npy")
     group = p.add_mutually_exclusive_group()
@@ -73,6 +117,19 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random and semdedup baselines")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--num-threads", type=int, default=None)
+    p.add_argument("--engine", default="inprocess", choices=("inprocess", "local", "ray"),
+                   help="inprocess (the whole pool in this process), local (a process pool over --work-dir) "
+                        "or ray (Ray tasks over --work-dir)")
+    p.add_argument("--work-dir", help="work directory of --engine local/ray (resumable; on shared storage for a "
+                                      "Ray cluster)")
+    p.add_argument("--ray-address", help="a running Ray cluster (ray start --head); default: a local Ray")
+    p.add_argument("--workers", type=int, help="processes of --engine local (default: the CPUs)")
+    p.add_argument("--format", choices=FORMATS, help="npy: row indices in pick order; parquet: key, caption, "
+                                                     "class, gain, rank; datacomp: DataComp's sorted u8,u8 uid "
+                                                     "file (default: from --out's suffix)")
+    p.add_argument("--absolute-paths", action="store_true", help="--emb tables: write absolute image paths "
+                                                                 "(open_clip_train opens paths relative to "
+                                                                 "where it runs)")
     p.add_argument("--out", required=True, help="SUBSET.npy (the summary goes to SUBSET.json); with --emb also "
                                                 "SUBSET.tsv/.csv, or a folder for webdataset shards")
     p.set_defaults(func=cmd_select)

@@ -61,3 +61,26 @@ def label(emb, classes="imagenet", prompt_set="openai", *, model=None, checkpoin
         "counts": {n: int(c) for n, c in zip(names, counts)}})
     log.info("labelled %d pairs with %d classes (%d non-empty)", len(y), len(names), int((counts > 0).sum()))
     return y, T
+
+
+def prompt_embeddings(model, checkpoint=None, classes="imagenet", prompt_set="openai", device="cpu"):
+    """(K, d) class-prompt embeddings of an open_clip model (for pools that hold no model name)."""
+    names, prompts = class_names(classes), templates(prompt_set)
+    net, _, tokenizer = models.load(model, checkpoint, device=device)
+    return class_embeddings(net, tokenizer, names, prompts, device)
+
+
+def label_pool(pool, class_emb, out):
+    """Zero-shot labels of every row of a pool (pipeline.sources.pool), streamed by shard, in global row
+    order; written to OUT (.npy). Returns the labels."""
+    T = np.asarray(class_emb, dtype=np.float32)
+    if T.ndim != 2 or T.shape[1] != pool.d:
+        raise ValueError(f"--class-emb: class embeddings of shape {T.shape} do not match the pool's width {pool.d}")
+    y = np.empty(pool.n, dtype=np.int64)
+    off = pool.offsets()
+    for i in range(len(pool.shards)):
+        A, _ = pool.read(i)
+        y[off[i]:off[i + 1]] = zero_shot(A, T)
+    files.save_npy(out, y)
+    log.info("labelled %d pool rows with %d classes", len(y), len(T))
+    return y

@@ -31,8 +31,9 @@ def embedding_files(emb):
     return out
 
 
-def write_subset(emb, indices, out, manifest=None):
-    """The chosen pairs of embedding folder `emb` in its source's format; returns the path written."""
+def write_subset(emb, indices, out, manifest=None, absolute_paths=False):
+    """The chosen pairs of embedding folder `emb` in its source's format (table image paths absolute
+    with absolute_paths); returns the path written."""
     from .sources import from_spec
 
     if manifest is None:
@@ -40,7 +41,7 @@ def write_subset(emb, indices, out, manifest=None):
     if not manifest or "data" not in manifest:
         raise ValueError(f"--out: {emb} has no manifest.json naming its source data; use --out SUBSET.npy")
     rows = load_array(Path(emb) / "rows.npy", "--emb")
-    return from_spec(manifest["data"]).write_subset(np.asarray(rows)[indices], out)
+    return from_spec(manifest["data"]).write_subset(np.asarray(rows)[indices], out, absolute_paths=absolute_paths)
 
 
 def summary(sel, params):
@@ -55,15 +56,89 @@ def summary(sel, params):
     }
 
 
-def save_selection(sel, out, params, emb=None):
+def save_selection(sel, out, params, emb=None, absolute_paths=False):
     """Write OUT.npy (indices in pick order) and OUT.json (summary), atomically. With an embedding folder
     and an OUT that is not .npy, the chosen pairs go to OUT in the source's format first.
     Returns (indices path, summary path, summary)."""
     out = Path(out)
     info = summary(sel, params)
     if emb is not None and out.suffix != ".npy":
-        info["subset"] = str(write_subset(emb, sel.indices, out))
+        info["subset"] = str(write_subset(emb, sel.indices, out, absolute_paths=absolute_paths))
         out = out.with_suffix(".npy")
     files.save_npy(out, sel.indices)
     files.save_json(out.with_suffix(".json"), info)
     return out, out.with_suffix(".json"), info
+
+
+FORMATS = ("npy", "parquet", "datacomp")
+
+
+def format_of(out, fmt=None):
+    """The output format: given, or from OUT's suffix (.parquet -> parquet, else npy)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+        return fmt
+    return "parquet" if str(out).endswith(".parquet") else "npy"
+
+
+def _by_shard(pool, indices):
+    """[(shard, positions in `indices`, local rows)] for the shards the indices fall in."""
+    off = pool.offsets()
+    shard = np.searchsorted(off, indices, side="right") - 1
+    out = []
+    for i in np.unique(shard):
+        pos = np.flatnonzero(shard == i)
+        out.append((int(i), pos, indices[pos] - off[i]))
+    return out
+
+
+def pool_keys(pool, indices):
+    """Keys (uid, key, image_path or row) of the given pool rows, and their captions (or None)."""
+    indices = np.asarray(indices, np.int64)
+    keys = np.empty(len(indices), dtype=object)
+    caps = np.empty(len(indices), dtype=object) if pool.has_captions else None
+    for i, pos, local in _by_shard(pool, indices):
+        keys[pos] = np.asarray(pool.keys(i))[local]
+        if caps is not None:
+            c = pool.captions(i)
+            caps[pos] = None if c is None else np.asarray(c, dtype=object)[local]
+    return keys, caps
+
+
+def datacomp_uids(pool, indices):
+    """The uid file DataComp's resharder takes: sorted numpy 'u8,u8' records of the chosen uids."""
+    from .sources.pool import check_uids, uid_pairs
+
+    keys, _ = pool_keys(pool, indices)
+    if pool.key_name != "uid":
+        raise ValueError(f"--format datacomp needs a pool keyed by 32-hex uids; this {pool.kind} pool keys rows "
+                         f"by {pool.key_name!r}")
+    check_uids(keys, "--format datacomp")
+    return np.sort(uid_pairs(keys))
+
+
+def write_pool_subset(pool, sel, out, fmt=None):
+    """Write the selection of `pool` to OUT as .npy indices (pick order), a .parquet table (key, caption,
+    class, gain, rank) or DataComp's uid file; returns the path written."""
+    fmt = format_of(out, fmt)
+    out = Path(out)
+    if fmt == "npy":
+        files.save_npy(out, sel.indices)
+    elif fmt == "datacomp":
+        files.save_npy(out, datacomp_uids(pool, sel.indices))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        keys, caps = pool_keys(pool, sel.indices)
+        cols = {pool.key_name: pa.array(keys.tolist())}
+        if caps is not None:
+            cols["caption"] = pa.array(caps.tolist(), type=pa.string())
+        cols["class"] = pa.array(np.asarray(sel.labels)[sel.indices])
+        cols["gain"] = pa.array(np.asarray(sel.gains, np.float64))
+        cols["rank"] = pa.array(np.arange(len(sel.indices), dtype=np.int64))
+        cols["index"] = pa.array(np.asarray(sel.indices, np.int64))
+        with files.atomic_path(out) as tmp:
+            pq.write_table(pa.table(cols), tmp)
+    return out

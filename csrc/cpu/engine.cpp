@@ -107,8 +107,37 @@ std::vector<int64_t> Engine::classes_by_size() const {
   return cls;
 }
 
-void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, double tau,
-                     const Weights& w, const double* extra) {
+void Engine::add_class_sums(const int64_t* dst, double* sum_img, double* sum_txt) const {
+  const int64_t d = st_.d;
+  for (int64_t c = 0; c < st_.num_classes(); ++c) {
+    double *si = sum_img + dst[c] * d, *st = sum_txt + dst[c] * d;
+    for (int64_t s = st_.class_ptr[c]; s < st_.class_ptr[c + 1]; ++s)
+      for (int64_t j = 0; j < d; ++j) {
+        si[j] += st_.a(s)[j];
+        st[j] += st_.b(s)[j];
+      }
+  }
+}
+
+void other_means(const double* sum_img, const double* sum_txt, const int64_t* count, int64_t K, int64_t d,
+                 const int64_t* which, int64_t m, double* out_img, double* out_txt) {
+  std::vector<double> total_img(d, 0.0), total_txt(d, 0.0);
+  for (int64_t c = 0; c < K; ++c)
+    for (int64_t j = 0; j < d; ++j) {
+      total_img[j] += sum_img[c * d + j] / double(count[c]);
+      total_txt[j] += sum_txt[c * d + j] / double(count[c]);
+    }
+  for (int64_t t = 0; t < m; ++t) {
+    const int64_t c = which[t];
+    for (int64_t j = 0; j < d; ++j) {
+      out_img[t * d + j] = (total_img[j] - sum_img[c * d + j] / double(count[c])) / double(K - 1);
+      out_txt[t * d + j] = (total_txt[j] - sum_txt[c * d + j] / double(count[c])) / double(K - 1);
+    }
+  }
+}
+
+void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_t k, int64_t pool_n, double tau,
+                     const Weights& w, const double* extra, const double* other_img, const double* other_txt) {
   const int64_t n = st_.n, d = st_.d, K = st_.num_classes();
   exact_ = ExactSimilarity{&st_, A, B};
   xcov_ = xcov;
@@ -118,38 +147,27 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   center_.assign(n, 0.0);
   utility_.assign(n, 0.0);
 
-  // Centre penalty: class means, then for each class the mean of the other classes' means.
-  if (K > 1) {
-    std::vector<double> mu_img(K * d, 0.0), mu_txt(K * d, 0.0);
+  // Centre penalty: class sums, then for each class the mean of the other classes' means (given by
+  // the caller when this engine holds only some of the pool's classes).
+  std::vector<double> o_img, o_txt;
+  if (other_img && other_txt) {
+    o_img.assign(other_img, other_img + K * d);
+    o_txt.assign(other_txt, other_txt + K * d);
+  } else if (K > 1) {
+    std::vector<double> sum_img(K * d, 0.0), sum_txt(K * d, 0.0);
+    std::vector<int64_t> ids(K), count(K);
+    std::iota(ids.begin(), ids.end(), 0);
+    for (int64_t c = 0; c < K; ++c) count[c] = st_.class_ptr[c + 1] - st_.class_ptr[c];
+    add_class_sums(ids.data(), sum_img.data(), sum_txt.data());
+    o_img.resize(K * d);
+    o_txt.resize(K * d);
+    other_means(sum_img.data(), sum_txt.data(), count.data(), K, d, ids.data(), K, o_img.data(), o_txt.data());
+  }
+  if (!o_img.empty()) {
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
-    for (int64_t c = 0; c < K; ++c) {
-      const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
-      for (int64_t s = b; s < e; ++s)
-        for (int64_t j = 0; j < d; ++j) {
-          mu_img[c * d + j] += st_.a(s)[j];
-          mu_txt[c * d + j] += st_.b(s)[j];
-        }
-      for (int64_t j = 0; j < d; ++j) {
-        mu_img[c * d + j] /= double(e - b);
-        mu_txt[c * d + j] /= double(e - b);
-      }
-    }
-    std::vector<double> sum_img(d, 0.0), sum_txt(d, 0.0);
     for (int64_t c = 0; c < K; ++c)
-      for (int64_t j = 0; j < d; ++j) {
-        sum_img[j] += mu_img[c * d + j];
-        sum_txt[j] += mu_txt[c * d + j];
-      }
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 4)
-    for (int64_t c = 0; c < K; ++c) {
-      std::vector<double> o_img(d), o_txt(d);
-      for (int64_t j = 0; j < d; ++j) {
-        o_img[j] = (sum_img[j] - mu_img[c * d + j]) / double(K - 1);
-        o_txt[j] = (sum_txt[j] - mu_txt[c * d + j]) / double(K - 1);
-      }
       for (int64_t s = st_.class_ptr[c]; s < st_.class_ptr[c + 1]; ++s)
-        center_[s] = dot_f64(st_.a(s), o_txt.data(), d) + dot_f64(st_.b(s), o_img.data(), d);
-    }
+        center_[s] = dot_f64(st_.a(s), o_txt.data() + c * d, d) + dot_f64(st_.b(s), o_img.data() + c * d, d);
   }
 
   // Coverage (ClipCov) or the d x d initial gains (xcov). Large classes use all threads one after
@@ -158,7 +176,7 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   const int64_t big = 4 * kTileRows * threads_;
   auto per_class = [&](int64_t c, int threads) {
     const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
-    if (xcov) xcov_initial(st_, b, e, double(k) / double(n), utility_.data() + b);
+    if (xcov) xcov_initial(st_, b, e, double(k) / double(pool_n), utility_.data() + b);
     else coverage_class(st_, b, e, tau, exact_, threads, coverage_.data() + b);
   };
   size_t first_small = 0;
@@ -221,15 +239,62 @@ int64_t Engine::greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t*
   const int64_t K = st_.num_classes();
   int64_t done;
   if (on_demand) {
-    // Global budget: a class advances only when the merge takes its head.
+    // Global budget: every class runs in parallel to a guessed target (its proportional share plus a
+    // margin); a merge then finds the classes it would take past their targets, those resume in
+    // parallel to a larger target, and the merge is redone, until no class is short.
     std::vector<std::unique_ptr<ClassRun>> runs(K);
-    done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
-      if (!runs[c]) runs[c].reset(make_run(c, 256));
-      int32_t local;
-      if (!runs[c]->next(local, gain)) return false;
-      row = st_.order[st_.class_ptr[c] + local];
-      return true;
-    }, out_index, out_gain);
+    std::vector<std::vector<std::pair<int64_t, double>>> seq(K);
+    std::vector<char> ended(K, 0);
+    std::vector<int64_t> target(K, 0), need;
+    for (int64_t c = 0; c < K; ++c) {
+      const int64_t m = st_.class_ptr[c + 1] - st_.class_ptr[c];
+      const int64_t share = (k * m + st_.n - 1) / std::max<int64_t>(1, st_.n);
+      target[c] = std::min({quota[c], m, share + share / 16 + 2});
+      if (target[c] > 0) need.push_back(c);
+    }
+    std::stable_sort(need.begin(), need.end(), [&](int64_t x, int64_t y) { return target[x] > target[y]; });
+    while (true) {  // need: the classes to run on, biggest first
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+      for (size_t t = 0; t < need.size(); ++t) {
+        const int64_t c = need[t];
+        if (!runs[c]) runs[c].reset(make_run(c, target[c]));
+        int32_t local;
+        double gain;
+        seq[c].reserve(target[c]);
+        while (int64_t(seq[c].size()) < target[c]) {
+          if (!runs[c]->next(local, gain)) { ended[c] = 1; break; }
+          seq[c].emplace_back(st_.order[st_.class_ptr[c] + local], gain);
+        }
+      }
+      need.clear();
+      std::vector<size_t> at(K, 0);
+      std::vector<int64_t> short_at(K, 0);  // picks the merge had made when the class ran short
+      int64_t yielded = 0;
+      done = merge_classes(K, quota, k, [&](int64_t c, int64_t& row, double& gain) {
+        if (at[c] < seq[c].size()) {
+          std::tie(row, gain) = seq[c][at[c]++];
+          ++yielded;
+          return true;
+        }
+        if (!ended[c]) {  // short: the picks after this point are not final
+          need.push_back(c);
+          short_at[c] = std::max<int64_t>(1, yielded - K);
+        }
+        return false;
+      }, out_index, out_gain);
+      if (need.empty()) break;
+      // A short class grows by what its pick rate so far predicts for the rest of the merge (at least
+      // an eighth), so that a class the global greedy favours catches up in a few parallel rounds.
+      for (int64_t c : need) {
+        const int64_t have = int64_t(seq[c].size());
+        const double rate = double(have) / double(short_at[c]);
+        const int64_t more = int64_t(1.1 * rate * double(std::max<int64_t>(0, k - short_at[c]))) + 4;
+        target[c] = std::min(quota[c], have + std::max(have / 8 + 4, more));
+      }
+      std::stable_sort(need.begin(), need.end(), [&](int64_t x, int64_t y) {
+        return target[x] - int64_t(seq[x].size()) > target[y] - int64_t(seq[y].size());
+      });
+    }
   } else {
     // Class quotas: every class runs to its quota in parallel, then the sequences are merged.
     std::vector<std::vector<std::pair<int64_t, double>>> seq(K);

@@ -72,21 +72,24 @@ void coverage_class(const Store& st, int64_t b, int64_t e, double tau, const Exa
   const int64_t m = e - b;
   std::vector<double> rowsum(m, 0.0), colsum(m, 0.0);
   const int64_t blocks = (m + kTileRows - 1) / kTileRows;
-  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
-  std::vector<std::vector<double>> partial(threads);  // per-thread column sums
+  // Column sums are kept per group of consecutive row blocks and added in group order: a fixed
+  // grouping, so the sums (and the picks) are the same whatever the thread count.
+  const int64_t groups = std::min<int64_t>(blocks, kCoverageGroups);
+  threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
+  std::vector<std::vector<double>> partial(groups);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> tile(kTileRows * kTileCols);
-    std::vector<double>& local = partial[omp_get_thread_num()];
-    local.assign(m, 0.0);
-    // Static blocks and a fixed reduction order: the same sums whatever the timing.
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t i0 = b + blk * kTileRows, i1 = std::min(e, i0 + kTileRows);
-      coverage_rows(st, b, e, i0, i1, tau, exact, rowsum.data(), local.data(), tile.data());
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < groups; ++g) {
+      partial[g].assign(m, 0.0);
+      for (int64_t blk = g * blocks / groups; blk < (g + 1) * blocks / groups; ++blk) {
+        const int64_t i0 = b + blk * kTileRows, i1 = std::min(e, i0 + kTileRows);
+        coverage_rows(st, b, e, i0, i1, tau, exact, rowsum.data(), partial[g].data(), tile.data());
+      }
     }
   }
-  for (const auto& local : partial)  // in thread order; a thread OpenMP did not start left it empty
+  for (const auto& local : partial)
     for (size_t j = 0; j < local.size(); ++j) colsum[j] += local[j];
   for (int64_t i = 0; i < m; ++i) cov[i] = (rowsum[i] + colsum[i]) / double(m);
 }

@@ -12,8 +12,10 @@ namespace clipcov {
 void coverage_rows(const Store& st, int64_t b, int64_t e, int64_t i0, int64_t i1, double tau,
                    const ExactSimilarity& exact, double* rowsum, double* colsum, float* tile);
 constexpr int64_t kTileRows = 128, kTileCols = 512;
+constexpr int64_t kCoverageGroups = 8;  // column-sum partials per class (fixed: thread-independent sums)
 
-// Coverage of every member of class [b, e), using `threads` threads inside the class.
+// Coverage of every member of class [b, e), using `threads` threads inside the class; the result
+// does not depend on `threads`.
 void coverage_class(const Store& st, int64_t b, int64_t e, double tau, const ExactSimilarity& exact,
                     int threads, double* cov);
 

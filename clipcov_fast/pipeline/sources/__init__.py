@@ -1,4 +1,5 @@
-"""Image-caption sources (tables, webdataset shards, image folders).
+"""Image-caption sources (tables, webdataset shards, image folders) and embedding pools (DataComp,
+clip-retrieval, .npy pairs: pool.py, datacomp.py, clip_retrieval.py; open_pool picks one).
 
 Every source numbers its pairs 0..n-1 in a stable order, yields them as
 (row, key, caption, open_image) and writes a chosen subset back in its own format.
@@ -35,3 +36,20 @@ def from_spec(spec):
         from .webds import Shards
         return Shards(spec["path"])
     raise ValueError(f"unknown data source kind {kind!r} in the embedding manifest")
+
+
+def open_pool(datacomp=None, clip_retrieval=None, img=None, txt=None, arch="b32"):
+    """The pool of whichever source is given (exactly one), checked."""
+    given = [x is not None for x in (datacomp, clip_retrieval, img)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one source: --datacomp DIR, --clip-retrieval DIR, or --img/--txt")
+    if datacomp is not None:
+        from .datacomp import DataCompPool
+        return DataCompPool(datacomp, arch).check()
+    if clip_retrieval is not None:
+        from .clip_retrieval import ClipRetrievalPool
+        return ClipRetrievalPool(clip_retrieval).check()
+    if txt is None:
+        raise ValueError("--img needs --txt")
+    from .pool import ArrayPool
+    return ArrayPool(img, txt).check()

@@ -39,8 +39,9 @@ class Folder:
             path = self.files[i]
             yield i, str(path.relative_to(self.path)), self.caption(i), lambda p=path: Image.open(p)
 
-    def write_subset(self, rows, out):
-        """A folder has no table of its own: the subset is an open_clip table (filepath, title)."""
+    def write_subset(self, rows, out, absolute_paths=False):
+        """A folder has no table of its own: the subset is an open_clip table (filepath, title); paths
+        relative to the table's folder, or absolute."""
         out = Path(out)
         sep = "," if out.suffix.lower() == ".csv" else "\t"
         buf = io.StringIO()
@@ -48,6 +49,7 @@ class Folder:
         writer.writerow(["filepath", "title"])
         base = out.parent.resolve()
         for i in sorted(set(int(r) for r in rows)):
-            writer.writerow([os.path.relpath(self.files[i].resolve(), base), self.caption(i)])
+            path = self.files[i].resolve()
+            writer.writerow([str(path) if absolute_paths else os.path.relpath(path, base), self.caption(i)])
         files.save_text(out, buf.getvalue())
         return out

@@ -55,9 +55,9 @@ class Table:
             path = self.image_path(i)
             yield i, self.rows[i][self._img], self.rows[i][self._cap], lambda p=path: Image.open(p)
 
-    def write_subset(self, rows, out):
+    def write_subset(self, rows, out, absolute_paths=False):
         """Chosen rows, in table order, same columns and separator; image paths made to resolve
-        from the output table's folder."""
+        from the output table's folder, or absolute (open_clip_train opens paths relative to where it runs)."""
         out = Path(out)
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=self.sep, lineterminator="\n")
@@ -65,7 +65,9 @@ class Table:
         base = out.parent.resolve()
         for i in sorted(set(int(r) for r in rows)):
             row = list(self.rows[i])
-            if not os.path.isabs(row[self._img]):
+            if absolute_paths:
+                row[self._img] = str(self.image_path(i).resolve())
+            elif not os.path.isabs(row[self._img]):
                 row[self._img] = os.path.relpath(self.image_path(i).resolve(), base)
             writer.writerow(row)
         files.save_text(out, buf.getvalue())

@@ -75,18 +75,24 @@ class Shards:
                     return Image.open(io.BytesIO(data))
             yield i, sample["__key__"], caption, opener
 
-    def write_subset(self, rows, out):
+    def write_subset(self, rows, out, absolute_paths=False):
         """Chosen samples, in shard order, as new shards OUT/subset-000000.tar, ... (SHARD_SIZE
-        samples each, each shard written atomically)."""
+        samples each, each shard written atomically), and OUT/sizes.json ({shard name: samples}),
+        which open_clip_train reads when --train-num-samples is not given."""
         out = Path(out)
         chosen = set(int(r) for r in rows)
         samples = (s for i, s in enumerate(self._samples()) if i in chosen)
+        sizes = {}
         for shard in itertools.count():
             first = next(samples, None)
             if first is None:
+                files.save_json(out / "sizes.json", sizes)
                 return out
             with files.atomic_path(out / f"subset-{shard:06d}.tar") as tmp, \
                     wds.TarWriter(str(tmp), encoder=False) as writer:
+                count = 0
                 for sample in itertools.chain([first], itertools.islice(samples, SHARD_SIZE - 1)):
                     # drop webdataset's bookkeeping (__url__, ...), keep the key
                     writer.write({k: v for k, v in sample.items() if not k.startswith("__") or k == "__key__"})
+                    count += 1
+            sizes[f"subset-{shard:06d}.tar"] = count

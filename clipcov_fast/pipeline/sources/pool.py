@@ -1,0 +1,243 @@
+"""Embedding pools: shards of aligned image and caption arrays with a key (and maybe a caption) per row.
+
+One interface for every layout (DataComp, clip-retrieval, a pair of .npy files): `shards` lists the
+shards in order, `read(i)` returns shard i's (img, txt) arrays (any float dtype), `keys(i)` and
+`captions(i)` its keys and captions. The global row index is the position in shard order. `check()`
+reads every header and key column and raises, naming the file, before anything is written.
+"""
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Shard:
+    name: str          # what errors name (a file)
+    rows: int
+    d: int
+    dtype: np.dtype
+
+
+class Pool:
+    """Base of the pool readers. Subclasses fill `shards` in __init__ and implement read/keys/captions."""
+
+    kind = "pool"
+    key_name = "row"
+    has_captions = False
+
+    def __init__(self):
+        self.shards = []
+
+    # --- sizes
+    @property
+    def n(self):
+        return int(sum(s.rows for s in self.shards))
+
+    @property
+    def d(self):
+        return self.shards[0].d if self.shards else 0
+
+    @property
+    def dtype(self):
+        return np.result_type(*[s.dtype for s in self.shards]) if self.shards else np.dtype(np.float32)
+
+    def offsets(self):
+        """Global index of each shard's first row, plus n at the end."""
+        return np.concatenate([[0], np.cumsum([s.rows for s in self.shards])]).astype(np.int64)
+
+    def __len__(self):
+        return self.n
+
+    # --- contents
+    def read(self, i):
+        raise NotImplementedError
+
+    def keys(self, i):
+        start = self.offsets()[i]
+        return np.arange(start, start + self.shards[i].rows)
+
+    def captions(self, i):
+        return None
+
+    def describe(self):
+        """What the pool is, for a work directory's fingerprint."""
+        return {"kind": self.kind, "shards": [[s.name, s.rows, s.d, str(s.dtype)] for s in self.shards]}
+
+    # --- checks
+    def check(self):
+        """Shard widths agree; subclasses add their own key checks. Returns self."""
+        if not self.shards:
+            raise ValueError(f"{self.kind}: no shards found")
+        for s in self.shards:
+            if s.d != self.shards[0].d:
+                raise ValueError(f"{s.name}: embeddings have width {s.d}, but {self.shards[0].name} has "
+                                 f"{self.shards[0].d}")
+            if s.dtype.kind != "f":
+                raise ValueError(f"{s.name}: embeddings must be floats, got dtype {s.dtype}")
+        return self
+
+    def arrays(self):
+        """The whole pool as two in-memory arrays (the in-process engine)."""
+        parts = [self.read(i) for i in range(len(self.shards))]
+        if len(parts) == 1:
+            return parts[0]
+        return (np.concatenate([a for a, _ in parts]).astype(self.dtype, copy=False),
+                np.concatenate([b for _, b in parts]).astype(self.dtype, copy=False))
+
+
+def _read_header(f):
+    """(shape, dtype) of the .npy stream f (public numpy API; header versions 1, 2 and 3)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    return shape, dtype
+
+
+def npy_header(path):
+    """(shape, dtype) of a .npy file, checking that the file holds all the data its header promises."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _read_header(f)
+            offset = f.tell()
+    except Exception as e:  # noqa: BLE001 - any unreadable header
+        raise ValueError(f"{path}: not a readable .npy file ({e})") from e
+    need = offset + int(np.prod(shape)) * dtype.itemsize
+    if path.stat().st_size < need:
+        raise ValueError(f"{path}: truncated: its header promises {need} bytes, the file has {path.stat().st_size}")
+    return shape, dtype
+
+
+def npz_headers(path, keys):
+    """{key: (shape, dtype)} of members of an .npz, without reading the arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            out = {}
+            for key in keys:
+                if f"{key}.npy" not in names:
+                    have = sorted(n[:-4] for n in names if n.endswith(".npy"))
+                    raise KeyError(key, have)
+                with z.open(f"{key}.npy") as f:
+                    shape, dtype = _read_header(f)
+                out[key] = (shape, dtype)
+            return out
+    except KeyError as e:
+        raise ValueError(f"{path}: has no array {e.args[0]!r} (it has {e.args[1]})") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz file (missing or truncated?): {e}") from e
+
+
+def check_widths(name, shape_img, shape_txt):
+    if len(shape_img) != 2 or shape_img != shape_txt:
+        raise ValueError(f"{name}: image and caption embeddings must be (n, d) arrays of one shape, got "
+                         f"{shape_img} and {shape_txt}")
+
+
+def check_uids(uids, name):
+    """uids (str array) are 32 hex characters each."""
+    uids = np.asarray(uids, dtype=object)
+    bad = [i for i, u in enumerate(uids) if not isinstance(u, str) or len(u) != 32 or not _is_hex(u)]
+    if bad:
+        raise ValueError(f"{name}: uid {uids[bad[0]]!r} in row {bad[0]} is not 32 hex characters")
+
+
+def _is_hex(u):
+    try:
+        int(u, 16)
+        return True
+    except ValueError:
+        return False
+
+
+def uid_pairs(uids):
+    """32-hex uids -> numpy 'u8,u8' records (high, low 64 bits), as DataComp's subset files hold them."""
+    out = np.empty(len(uids), dtype=np.dtype("u8,u8"))
+    out["f0"] = [int(u[:16], 16) for u in uids]
+    out["f1"] = [int(u[16:], 16) for u in uids]
+    return out
+
+
+def check_unique(keys_by_shard, names, what):
+    """No key repeats across the pool; the error names both files."""
+    seen = {}
+    for keys, name in zip(keys_by_shard, names):
+        for i, key in enumerate(keys):
+            if key in seen:
+                raise ValueError(f"{name}: duplicate {what} {key!r} in row {i} (also in {seen[key]})")
+            seen[key] = name
+
+
+def read_parquet_columns(path, columns):
+    """{column: numpy array} of a parquet file (pyarrow), naming the file in errors."""
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError("reading parquet needs pyarrow: pip install 'clipcov-fast[scale]'",
+                                  name="pyarrow") from e
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        table = pq.read_table(path, columns=[c for c in columns if c in pq.read_schema(path).names])
+    except Exception as e:  # noqa: BLE001 - any unreadable parquet
+        raise ValueError(f"{path}: not a readable parquet file (missing or truncated?): {e}") from e
+    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+
+def parquet_info(path):
+    """(rows, column names) from a parquet footer."""
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError("reading parquet needs pyarrow: pip install 'clipcov-fast[scale]'",
+                                  name="pyarrow") from e
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        meta = pq.read_metadata(path)
+        return meta.num_rows, list(meta.schema.names)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path}: not a readable parquet file (missing or truncated?): {e}") from e
+
+
+class ArrayPool(Pool):
+    """A pair of (n, d) .npy files (or in-memory arrays): one shard, keyed by row number."""
+
+    kind = "arrays"
+
+    def __init__(self, img, txt, name="--img/--txt"):
+        super().__init__()
+        self._paths = None
+        if isinstance(img, (str, Path)):
+            self._paths = (str(img), str(txt))
+            shape_i, dt_i = npy_header(img)
+            shape_t, dt_t = npy_header(txt)
+            check_widths(f"{img} and {txt}", shape_i, shape_t)
+            name = str(img)
+            self._img = self._txt = None
+        else:
+            self._img, self._txt = img, txt
+            shape_i, shape_t, dt_i = np.shape(img), np.shape(txt), np.asarray(img[:0]).dtype
+            check_widths(name, shape_i, shape_t)
+        self.shards = [Shard(name, int(shape_i[0]), int(shape_i[1]), np.dtype(dt_i))]
+
+    def read(self, i):
+        if self._paths:
+            return np.load(self._paths[0], mmap_mode="r"), np.load(self._paths[1], mmap_mode="r")
+        return self._img, self._txt
+
+    def describe(self):
+        out = super().describe()
+        out["paths"] = list(self._paths) if self._paths else None
+        return out

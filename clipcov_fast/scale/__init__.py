@@ -1,0 +1,66 @@
+"""Selection over pools that do not fit one process: plan, work, merge over a work directory.
+
+select_pool() takes select()'s arguments plus the pool (pipeline.sources.pool), the engine and the work
+directory, and returns the same Selection as select() on the concatenated arrays.
+"""
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import api
+from ..selection import Selection
+from . import merge, work
+from .engines import ENGINES, get_engine
+from .plan import load_plan
+from .plan import plan as plan_pool  # (the name `plan` stays the module)
+
+log = logging.getLogger("clipcov_fast.scale")
+__all__ = ["select_pool", "plan_pool", "merge_work_dir", "ENGINES"]
+
+
+def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
+                budget="proportional", normalize=True, engine="inprocess", work_dir=None, ray_address=None,
+                workers=None, num_threads=None, memory_limit=None, batch_rows=None):
+    """Choose k rows of `pool` exactly as select() would on its concatenated arrays.
+
+    engine: "inprocess" (the whole pool in this process), "local" (a process pool over work_dir) or
+    "ray" (Ray tasks; ray_address, else a local Ray). work_dir is required for local and ray; an
+    interrupted run resumes from it, and a run with other arguments is refused. batch_rows: small
+    classes are batched into work jobs of about this many rows.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "inprocess":
+        A, B = pool.arrays()
+        return api.select(A, B, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
+                          weights=weights, budget=budget, normalize=normalize, device="cpu",
+                          num_threads=num_threads)
+    if work_dir is None:
+        raise ValueError(f"--work-dir is required with --engine {engine}")
+    t0 = time.perf_counter()
+    runner = get_engine(engine, workers=workers, ray_address=ray_address)
+    p = plan_pool(pool, work_dir, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
+             weights=weights, budget=budget, normalize=normalize, memory_limit=memory_limit,
+             **({} if batch_rows is None else {"batch_rows": batch_rows}))
+    timings = {"plan": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    runner.run(work_dir, work.task_jobs(p), p)
+    timings["work"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    idx, gains = merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))
+    timings["merge"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    y = np.load(Path(work_dir) / "labels.npy")
+    log.info("select_pool %s (%s): n=%d k=%d in %.2fs", objective, engine, p["n"], p["k"], timings["total"])
+    return Selection(np.asarray(idx, np.int64), np.asarray(gains, np.float64), float(np.sum(gains)), y,
+                     p["k"], p["n"], objective, budget, timings)
+
+
+def merge_work_dir(work_dir, engine="local", workers=None, ray_address=None):
+    """Finish a planned work directory (missing jobs, extensions) and return (indices, gains)."""
+    p = load_plan(work_dir)
+    runner = get_engine(engine, workers=workers, ray_address=ray_address)
+    runner.run(work_dir, work.task_jobs(p), p)
+    return merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))

@@ -1,0 +1,219 @@
+"""plan: one streaming pass over a pool's shards into a work directory.
+
+It computes per-class counts, the per-class float64 sums of the stored (normalized float32) image and
+caption rows (the same sums, added in the same order, that the in-process engine takes its class means
+from), and the quotas; and it appends each row (its embeddings as given, its global index, and its
+label similarity) to its class's bucket. Memory: one shard plus K x d.
+
+Work directory:
+    plan.json        arguments (the fingerprint), n, d, classes, counts, quotas, targets, tasks
+    sums.npz         sum_img, sum_txt (K x d float64), count
+    buckets/C.img    class C's image rows as given (dtype in plan.json), C.txt, C.idx (int64), C.ls
+    picks/NAME.npz   a job's per-class picks and gains (work.py)
+"""
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import files, inputs
+
+log = logging.getLogger("clipcov_fast.scale")
+PLAN = "plan.json"
+BATCH_ROWS = 20_000  # small classes are batched into tasks of about this many rows
+BLOCK_ROWS = 1 << 18  # plan reads a shard in blocks of this many rows
+VERSION = 1
+
+
+def targets_for(counts, quotas, k, budget):
+    """Picks each class computes first: its quota (proportional), or its share plus a margin (global)."""
+    counts = np.asarray(counts, np.int64)
+    if budget != "global":
+        return np.asarray(quotas, np.int64).copy()
+    n = max(1, int(counts.sum()))
+    share = (k * counts + n - 1) // n
+    return np.minimum(counts, share + share // 4 + 8)
+
+
+def tasks_for(counts, targets, batch_rows=BATCH_ROWS):
+    """Classes (dense ids, ascending) grouped into tasks of about batch_rows rows; big classes alone."""
+    tasks, cur, rows = [], [], 0
+    for c in np.flatnonzero(np.asarray(targets) > 0):
+        m = int(counts[c])
+        if m >= batch_rows:
+            tasks.append([int(c)])
+            continue
+        cur.append(int(c))
+        rows += m
+        if rows >= batch_rows:
+            tasks.append(cur)
+            cur, rows = [], 0
+    if cur:
+        tasks.append(cur)
+    return tasks
+
+
+def class_memory(m, d, itemsize):
+    """Bytes a work step needs for a class of m rows: raw rows, the engine's float32 copy, per-row state."""
+    return int(m * d * (2 * itemsize + 2 * 4) + m * 160)
+
+
+def memory_limit_default():
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _digest(array):
+    return None if array is None else hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def load_plan(work_dir):
+    path = Path(work_dir) / PLAN
+    if not path.is_file():
+        raise FileNotFoundError(f"--work-dir: {work_dir} has no {PLAN} (run plan first: clipcov select ... "
+                                "--engine local --work-dir W)")
+    return json.loads(path.read_text())
+
+
+def labels_for(pool, labels, T, normalize):
+    """Proxy classes of every row: given, zero-shot against T (streamed by shard), or one class."""
+    n = pool.n
+    if labels is not None:
+        return inputs.check_labels(labels, n, None if T is None else len(T))
+    if T is None:
+        return np.zeros(n, np.int64)
+    y = np.empty(n, np.int64)
+    off = pool.offsets()
+    for i in range(len(pool.shards)):
+        A, _ = pool.read(i)
+        y[off[i]:off[i + 1]] = inputs.zero_shot_labels(inputs.as_matrix(A, pool.shards[i].name), T, normalize)
+    return y
+
+
+_PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
+             3: ("image", "an all-zero row (cannot be normalized)"),
+             4: ("caption", "an all-zero row (cannot be normalized)")}
+
+
+def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, sum_img, sum_txt, wanted, dtype,
+                buckets, _core):
+    """One block of consecutive rows (global rows g0..): class sums, then appends to the buckets."""
+    ls = None if T is None else inputs.label_similarity(b, T, y[g0:g0 + len(yl)], normalize)
+    # class sums, chunk by chunk, in ascending row order inside each class (as the engine adds them)
+    for s in range(0, len(yl), inputs.CHUNK_ROWS):
+        e = min(len(yl), s + inputs.CHUNK_ROWS)
+        local, inv, cnt = np.unique(yl[s:e], return_inverse=True, return_counts=True)
+        order = np.argsort(inv.ravel(), kind="stable").astype(np.int64)
+        eng = _core.Engine(order, np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64), d,
+                           bool(normalize), threads)  # rows load in parallel; the sums are serial
+        row, what = eng.load(0, a[s:e], b[s:e])
+        if what:
+            name, problem = _PROBLEMS[what]
+            raise ValueError(f"{shard_name}: the {name} embedding of row {b0 + s + row} (pool row "
+                             f"{g0 + s + row}) has {problem}")
+        eng.add_class_sums(local.astype(np.int64), sum_img, sum_txt)
+        del eng
+    order = np.argsort(yl, kind="stable")
+    bounds = np.searchsorted(yl[order], np.arange(K + 1))
+    for c in np.flatnonzero((np.diff(bounds) > 0) & wanted):
+        rows = order[bounds[c]:bounds[c + 1]]
+        base = buckets / str(c)
+        with open(f"{base}.img", "ab") as f:
+            f.write(np.ascontiguousarray(a[rows], dtype=dtype).tobytes())
+        with open(f"{base}.txt", "ab") as f:
+            f.write(np.ascontiguousarray(b[rows], dtype=dtype).tobytes())
+        with open(f"{base}.idx", "ab") as f:
+            f.write((rows + g0).astype(np.int64).tobytes())
+        if ls is not None:
+            with open(f"{base}.ls", "ab") as f:
+                f.write(ls[rows].astype(np.float64).tobytes())
+
+
+def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
+         budget="proportional", normalize=True, memory_limit=None, batch_rows=BATCH_ROWS):
+    """Plan a selection of k rows of `pool` into work_dir (skipped when work_dir already holds this plan;
+    refused when it holds another). Returns the plan (dict)."""
+    from .. import _core
+
+    if budget not in inputs.BUDGETS:
+        raise ValueError(f"budget must be one of {inputs.BUDGETS}, got {budget!r}")
+    w = inputs.resolve_weights(objective, weights, threshold)
+    n, d = pool.n, pool.d
+    k = inputs.resolve_k(k, n)
+    T = None if class_emb is None else inputs.check_class_emb(class_emb, d, normalize)
+    if labels is not None:
+        labels = inputs.check_labels(labels, n, None if T is None else len(T))
+    args = {"version": VERSION, "pool": pool.describe(), "k": k, "objective": objective, "budget": budget,
+            "threshold": float(threshold), "weights": w, "normalize": bool(normalize),
+            "labels": _digest(labels), "class_emb": _digest(T)}
+    work_dir = Path(work_dir)
+    if (work_dir / PLAN).is_file():
+        old = load_plan(work_dir)
+        if old["args"] != json.loads(json.dumps(args)):
+            changed = sorted(key for key in args if json.loads(json.dumps(args))[key] != old["args"].get(key))
+            raise ValueError(f"--work-dir: {work_dir} holds a plan made with other arguments (they differ in "
+                             f"{', '.join(changed)}); use a new work directory or delete it")
+        log.info("plan: %s already planned, reusing it", work_dir)
+        return old
+
+    y = labels_for(pool, labels, T, normalize)
+    classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)
+    dense = dense.astype(np.int64).ravel()
+    quotas = inputs.quotas(counts, k, budget)
+    targets = targets_for(counts, quotas, k, budget)
+    dtype = pool.dtype
+    limit = memory_limit_default() if memory_limit is None else int(memory_limit)
+    for c in np.flatnonzero(targets > 0):
+        need = class_memory(int(counts[c]), d, dtype.itemsize)
+        if need > limit:
+            raise ValueError(f"plan: class {int(classes[c])} has {int(counts[c])} rows; its work step needs about "
+                             f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB memory limit "
+                             "(use finer proxy classes)")
+    wanted = targets > 0 if budget != "global" else np.ones(len(counts), bool)
+
+    tmp = work_dir / ".plan-tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "buckets").mkdir(parents=True)
+    K = len(counts)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    sum_img, sum_txt = np.zeros((K, d)), np.zeros((K, d))
+    off = pool.offsets()
+    for i in tqdm(range(len(pool.shards)), desc="clipcov plan", unit="shard", disable=None, leave=False):
+        shard = pool.shards[i]
+        A, B = pool.read(i)
+        if A.shape != (shard.rows, d) or B.shape != (shard.rows, d):
+            raise ValueError(f"{shard.name}: holds arrays of shape {A.shape} and {B.shape}, expected {(shard.rows, d)}")
+        # blocks of rows: a memory-mapped shard's pages are dropped after each block (bounded RSS)
+        for b0 in range(0, shard.rows, BLOCK_ROWS):
+            b1 = min(shard.rows, b0 + BLOCK_ROWS)
+            a, b = A[b0:b1], B[b0:b1]
+            g0 = off[i] + b0  # global index of the block's first row
+            _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, threads, d, K,
+                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", _core)
+            inputs.release_pages(a)
+            inputs.release_pages(b)
+            del a, b
+        del A, B
+    with open(tmp / "sums.npz", "wb") as f:
+        np.savez(f, sum_img=sum_img, sum_txt=sum_txt, count=counts.astype(np.int64))
+    for name in ("buckets", "sums.npz", "picks"):
+        if (work_dir / name).exists():
+            shutil.rmtree(work_dir / name) if (work_dir / name).is_dir() else (work_dir / name).unlink()
+    os.replace(tmp / "buckets", work_dir / "buckets")
+    os.replace(tmp / "sums.npz", work_dir / "sums.npz")
+    shutil.rmtree(tmp)
+    out = {"args": args, "n": n, "d": d, "k": k, "dtype": str(dtype), "label_sim": T is not None,
+           "classes": classes.tolist(), "counts": counts.tolist(), "quotas": quotas.tolist(),
+           "targets": targets.tolist(), "tasks": tasks_for(counts, targets, batch_rows)}
+    files.save_npy(work_dir / "labels.npy", y)
+    files.save_json(work_dir / PLAN, out)  # last: a plan.json means a complete plan
+    log.info("plan: n=%d d=%d k=%d classes=%d tasks=%d into %s", n, d, k, K, len(out["tasks"]), work_dir)
+    return json.loads(json.dumps(out))

@@ -1,0 +1,116 @@
+"""work: run the C++ engine on one job's classes (a task of the plan, or a class extended for the global
+budget) given the other classes' means, and write its picks and gains atomically; a job already done is
+skipped, so a killed run resumes where it stopped.
+
+A job is (name, classes, targets): dense class ids (ascending) and the picks to compute for each.
+"""
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import files
+from .plan import load_plan
+
+log = logging.getLogger("clipcov_fast.scale")
+_SUMS = {}
+
+
+def task_jobs(plan):
+    """The plan's first round: one job per task."""
+    return [(f"task{t}", classes, [plan["targets"][c] for c in classes]) for t, classes in enumerate(plan["tasks"])]
+
+
+def job_path(work_dir, name):
+    return Path(work_dir) / "picks" / f"{name}.npz"
+
+
+def _sums(work_dir):
+    key = str(Path(work_dir).resolve())
+    path = Path(work_dir) / "sums.npz"
+    stamp = path.stat().st_mtime_ns
+    if key not in _SUMS or _SUMS[key][0] != stamp:
+        with np.load(path) as z:
+            _SUMS[key] = (stamp, z["sum_img"], z["sum_txt"], z["count"])
+    return _SUMS[key][1:]
+
+
+def read_bucket(work_dir, plan, c):
+    """Class c's (img, txt, global index, label similarity or None), rows in ascending global index."""
+    base = Path(work_dir) / "buckets" / str(c)
+    m, d = plan["counts"][c], plan["d"]
+    dtype = np.dtype(plan["dtype"])
+    try:
+        img = np.fromfile(f"{base}.img", dtype=dtype).reshape(m, d)
+        txt = np.fromfile(f"{base}.txt", dtype=dtype).reshape(m, d)
+        idx = np.fromfile(f"{base}.idx", dtype=np.int64)
+        ls = np.fromfile(f"{base}.ls", dtype=np.float64) if plan["label_sim"] else None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--work-dir: bucket {base} of class {plan['classes'][c]} is missing or truncated "
+                         f"({e}); plan again in a new work directory") from e
+    if len(idx) != m or (ls is not None and len(ls) != m):
+        raise ValueError(f"--work-dir: bucket {base} has {len(idx)} rows, the plan says {m}")
+    return img, txt, idx, ls
+
+
+def run_job(work_dir, job, num_threads=1):
+    """Compute one job unless its picks file exists. Returns the picks file."""
+    from .. import _core, inputs
+
+    name, classes, targets = job
+    out = job_path(work_dir, name)
+    if out.is_file():
+        return out
+    t0 = time.perf_counter()
+    plan = load_plan(work_dir)
+    args, w = plan["args"], plan["args"]["weights"]
+    parts = [read_bucket(work_dir, plan, c) for c in classes]
+    sizes = np.array([len(p[2]) for p in parts], np.int64)
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    A = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    B = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    idx = np.concatenate([p[2] for p in parts])
+    ls = np.concatenate([p[3] for p in parts]) if plan["label_sim"] else np.zeros(len(idx))
+    del parts
+    m = len(idx)
+    eng = _core.Engine(np.arange(m, dtype=np.int64), ptr, plan["d"], bool(args["normalize"]), int(num_threads))
+    for s in range(0, m, inputs.CHUNK_ROWS):
+        e = min(m, s + inputs.CHUNK_ROWS)
+        row, what = eng.load(s, A[s:e], B[s:e])
+        if what:
+            raise ValueError(f"--work-dir: bucket row {s + row} (pool row {idx[s + row]}) is not finite or zero")
+    other = {}
+    if len(plan["counts"]) > 1:
+        sum_img, sum_txt, count = _sums(work_dir)
+        other["other_img"], other["other_txt"] = _core.other_means(sum_img, sum_txt, count,
+                                                                   np.asarray(classes, np.int64))
+    eng.prepare(A, B, args["objective"], plan["k"], args["threshold"], w["coverage"], w["easiness"],
+                w["center"], w["redundancy"], w["label"] * ls, pool_n=plan["n"], **other)
+    quota = np.asarray(targets, np.int64)
+    local, gains = eng.greedy(quota, int(quota.sum()), False)
+    del eng
+    which = np.searchsorted(ptr, local, side="right") - 1  # the engine class of each pick
+    order = np.argsort(which, kind="stable")  # per class, in its pick order
+    picked = np.bincount(which, minlength=len(classes))
+    files_ptr = np.concatenate([[0], np.cumsum(picked)]).astype(np.int64)
+    with files.atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, classes=np.asarray(classes, np.int64), targets=quota, ptr=files_ptr,
+                 indices=idx[local[order]], gains=gains[order])
+    log.debug("work %s: %d classes, %d rows, %d picks in %.2fs", name, len(classes), m, len(local),
+              time.perf_counter() - t0)
+    return out
+
+
+def run_shard(work_dir, shard=0, num_shards=1, num_threads=1):
+    """The plan's tasks t with t % num_shards == shard (a SLURM array's or Spark job's share)."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"--shard must be i/N with 0 <= i < N, got {shard}/{num_shards}")
+    plan = load_plan(work_dir)
+    jobs = [j for t, j in enumerate(task_jobs(plan)) if t % num_shards == shard]
+    done = 0
+    for job in jobs:
+        if not job_path(work_dir, job[0]).is_file():
+            run_job(work_dir, job, num_threads)
+            done += 1
+    return len(jobs), done
