@@ -48,15 +48,19 @@ def random(n, k, seed=0):
     return rng.choice(n, size=k, replace=False).astype(np.int64)
 
 
+def _checked_pair(emb_img, emb_txt, normalize):
+    A, B = _checked(emb_img, "emb_img", normalize), _checked(emb_txt, "emb_txt", normalize)
+    if A.shape != B.shape:
+        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    return A, B
+
+
 def clip_score(emb_img, emb_txt, k, normalize=True):
     """Top k by CLIP score e_i = <a_i, b_i>, in pick order (descending score, ties to the smaller index).
 
     Scores are computed in float64, row chunk by row chunk.
     """
-    A = _checked(emb_img, "emb_img", normalize)
-    B = _checked(emb_txt, "emb_txt", normalize)
-    if A.shape != B.shape:
-        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    A, B = _checked_pair(emb_img, emb_txt, normalize)
     n = len(A)
     k = resolve_k(k, n)
     e = _clip_scores(A, B, normalize)
@@ -94,10 +98,7 @@ def top_per_class(scores, labels, k):
 def clip_score_balanced(emb_img, emb_txt, k, labels, normalize=True):
     """Class-balanced CLIP score: ClipCov's proportional quotas over `labels`, and inside each class the
     pairs with the largest CLIP score e_i = <a_i, b_i> (top_per_class)."""
-    A = _checked(emb_img, "emb_img", normalize)
-    B = _checked(emb_txt, "emb_txt", normalize)
-    if A.shape != B.shape:
-        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    A, B = _checked_pair(emb_img, emb_txt, normalize)
     return top_per_class(_clip_scores(A, B, normalize), labels, k)
 
 
@@ -125,10 +126,7 @@ def released_greedy(emb_img, emb_txt, k, labels, scores, label_sim=None, refresh
         the last refresh.
     Between refreshes scores are stale. Returns exactly k int64 indices in pick order.
     """
-    A = _checked(emb_img, "emb_img", normalize)
-    B = _checked(emb_txt, "emb_txt", normalize)
-    if A.shape != B.shape:
-        raise ValueError(f"emb_img and emb_txt must have the same shape, got {A.shape} and {B.shape}")
+    A, B = _checked_pair(emb_img, emb_txt, normalize)
     n = len(A)
     k = resolve_k(k, n)
     y = check_labels(labels, n)

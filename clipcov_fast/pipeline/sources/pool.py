@@ -177,8 +177,8 @@ def check_unique(keys_by_shard, names, what):
             seen[key] = name
 
 
-def read_parquet_columns(path, columns):
-    """{column: numpy array} of a parquet file (pyarrow), naming the file in errors."""
+def _parquet(path):
+    """(pyarrow.parquet, path) once the extra is installed and the file exists."""
     try:
         import pyarrow.parquet as pq
     except ModuleNotFoundError as e:
@@ -187,6 +187,12 @@ def read_parquet_columns(path, columns):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    return pq, path
+
+
+def read_parquet_columns(path, columns):
+    """{column: numpy array} of a parquet file (pyarrow), naming the file in errors."""
+    pq, path = _parquet(path)
     try:
         table = pq.read_table(path, columns=[c for c in columns if c in pq.read_schema(path).names])
     except Exception as e:  # noqa: BLE001 - any unreadable parquet
@@ -196,14 +202,7 @@ def read_parquet_columns(path, columns):
 
 def parquet_info(path):
     """(rows, column names) from a parquet footer."""
-    try:
-        import pyarrow.parquet as pq
-    except ModuleNotFoundError as e:
-        raise ModuleNotFoundError("reading parquet needs pyarrow: pip install 'clipcov-fast[scale]'",
-                                  name="pyarrow") from e
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    pq, path = _parquet(path)
     try:
         meta = pq.read_metadata(path)
         return meta.num_rows, list(meta.schema.names)
