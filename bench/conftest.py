@@ -22,16 +22,21 @@ def pool(n, classes, d=512, dtype="float16", seed=0):
     return out
 
 
-def measure(method, pool_dir, k, timeout=900):
-    """Run bench/measure.py in a fresh process; None if it ran past `timeout` seconds."""
-    cmd = [sys.executable, str(HERE / "measure.py"), method, str(pool_dir), str(k)]
+def _fresh_process(script, args, what, timeout):
+    """The last JSON line of bench/SCRIPT ARGS run in a fresh process; None past `timeout` seconds."""
+    cmd = [sys.executable, str(HERE / script), *map(str, args)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         return None
     except subprocess.CalledProcessError as e:
-        raise RuntimeError(f"{method} failed:\n{e.stderr}") from e
+        raise RuntimeError(f"{what} failed:\n{e.stderr}") from e
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(method, pool_dir, k, timeout=900):
+    """Run bench/measure.py in a fresh process; None if it ran past `timeout` seconds."""
+    return _fresh_process("measure.py", (method, pool_dir, k), method, timeout)
 
 
 @pytest.fixture
@@ -51,14 +56,7 @@ def record(benchmark):
 
 def measure_scale(engine, pool_dir, k, *extra, timeout=1800):
     """Run bench/scale_measure.py in a fresh process (its JSON line), None past `timeout` seconds."""
-    cmd = [sys.executable, str(HERE / "scale_measure.py"), engine, str(pool_dir), str(k), *extra]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
-    except subprocess.TimeoutExpired:
-        return None
-    except subprocess.CalledProcessError as e:
-        raise RuntimeError(f"scale {engine} failed:\n{e.stderr}") from e
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _fresh_process("scale_measure.py", (engine, pool_dir, k, *extra), f"scale {engine}", timeout)
 
 
 @pytest.fixture
