@@ -70,6 +70,31 @@ def test_clip_retrieval_with_class_prompts_matches_select(tmp_path, arrays, budg
     same(select_pool(pool, 0.08, class_emb=T, budget=budget), ref)  # in-process on the concatenated pool
 
 
+@pytest.mark.parametrize("budget", ["proportional", "global"])
+def test_npy_rows_read_in_place_or_copied_give_the_same_picks(tmp_path, arrays, datacomp, budget):
+    A, B, y = arrays
+    write_clip_retrieval(tmp_path / "cr", A, B, parts=3)
+    ref = cc.select(A, B, 0.1, labels=y, budget=budget)
+    pool = open_pool(clip_retrieval=tmp_path / "cr")
+    for copy in (None, True):
+        w = tmp_path / f"w-{copy}"
+        same(select_pool(pool, 0.1, labels=y, budget=budget, engine="local", work_dir=w, workers=2,
+                         batch_rows=200, copy_rows=copy), ref)
+        copied = load_plan(w)["rows"]["copied"]
+        assert copied == bool(copy)
+        assert any((w / "buckets").glob("*.img")) == copied  # in place: only indices in the buckets
+    with pytest.raises(ValueError, match="npy"):
+        select_pool(open_pool(datacomp=datacomp[0]), 0.1, labels=y, engine="local", work_dir=tmp_path / "dc",
+                    copy_rows=False)
+    # a pool file replaced between plan and work is named, not read
+    from clipcov_fast.scale import plan as plan_mod, work
+
+    plan_mod.plan(pool, tmp_path / "later", 0.1, labels=y)
+    np.save(tmp_path / "cr" / "img_emb" / "img_emb_1.npy", A[:10])
+    with pytest.raises(ValueError, match="img_emb_1.npy.*plan again"):
+        work.run_job(tmp_path / "later", work.task_jobs(load_plan(tmp_path / "later"))[0])
+
+
 def test_global_budget_extends_classes_past_their_guess(tmp_path):
     # captions far noisier outside class 3: the global greedy takes many more picks there than its share
     A, B, y = make_pool(1200, 8, classes=6, seed=5)

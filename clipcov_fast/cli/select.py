@@ -54,7 +54,7 @@ def select_from_pool(args):
                       class_emb=load_array(args.class_emb, "--class-emb") if args.class_emb else None,
                       threshold=args.threshold, weights=weights_from_text(args.weights) or None, budget=args.budget,
                       engine=args.engine, work_dir=args.work_dir, ray_address=args.ray_address,
-                      workers=args.workers, num_threads=args.num_threads)
+                      workers=args.workers, num_threads=args.num_threads, copy_rows=args.copy_rows or None)
     out = write_pool_subset(pool, sel, args.out, args.format)
     summary_path = out.with_suffix(".json")
     files.save_json(summary_path, summary(sel, {key: getattr(args, key) for key in PARAMS}))
@@ -124,6 +124,9 @@ def register(sub):
                                       "Ray cluster)")
     p.add_argument("--ray-address", help="a running Ray cluster (ray start --head); default: a local Ray")
     p.add_argument("--workers", type=int, help="processes of --engine local (default: the CPUs)")
+    p.add_argument("--copy-rows", action="store_true",
+                   help="copy every row into --work-dir, even from .npy shards the workers could read by index "
+                        "(default with --ray-address: other nodes may not see the pool's files)")
     p.add_argument("--format", choices=FORMATS, help="npy: row indices in pick order; parquet: key, caption, "
                                                      "class, gain, rank; datacomp: DataComp's sorted u8,u8 uid "
                                                      "file (default: from --out's suffix)")

@@ -22,13 +22,15 @@ __all__ = ["select_pool", "plan_pool", "merge_work_dir", "ENGINES"]
 
 def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
                 budget="proportional", normalize=True, engine="inprocess", work_dir=None, ray_address=None,
-                workers=None, num_threads=None, memory_limit=None, batch_rows=None):
+                workers=None, num_threads=None, memory_limit=None, batch_rows=None, copy_rows=None):
     """Choose k rows of `pool` exactly as select() would on its concatenated arrays.
 
     engine: "inprocess" (the whole pool in this process), "local" (a process pool over work_dir) or
     "ray" (Ray tasks; ray_address, else a local Ray). work_dir is required for local and ray; an
     interrupted run resumes from it, and a run with other arguments is refused. batch_rows: small
-    classes are batched into work jobs of about this many rows.
+    classes are batched into work jobs of about this many rows. copy_rows: copy the rows into work_dir
+    even when the workers could read them from the pool's .npy files (None: copy only for a Ray cluster
+    at ray_address, whose nodes may not see the pool's files, or when the pool is not .npy files).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -43,6 +45,7 @@ def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, th
     runner = get_engine(engine, workers=workers, ray_address=ray_address)
     p = plan_pool(pool, work_dir, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
              weights=weights, budget=budget, normalize=normalize, memory_limit=memory_limit,
+             copy_rows=True if copy_rows is None and ray_address else copy_rows,
              **({} if batch_rows is None else {"batch_rows": batch_rows}))
     timings = {"plan": time.perf_counter() - t0}
     t1 = time.perf_counter()

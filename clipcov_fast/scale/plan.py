@@ -2,13 +2,21 @@
 
 It computes per-class counts, the per-class float64 sums of the stored (normalized float32) image and
 caption rows (the same sums, added in the same order, that the in-process engine takes its class means
-from), and the quotas; and it appends each row (its embeddings as given, its global index, and its
-label similarity) to its class's bucket. Memory: one shard plus K x d.
+from), and the quotas; and it appends each row's global index and label similarity to its class's
+bucket. Memory: one shard plus K x d.
+
+The rows' embeddings are copied into the buckets too (as given) unless every shard is a pair of .npy
+files (clip-retrieval output, --img/--txt): then a work step reads its rows from those files by index,
+which saves writing the pool a second time (the work directory stays a few bytes per row). Copy them
+(copy_rows=True, `--copy-rows`) when the workers cannot read the pool's files, e.g. Ray nodes that share
+only the work directory.
 
 Work directory:
-    plan.json        arguments (the fingerprint), n, d, classes, counts, quotas, targets, tasks
+    plan.json        arguments (the fingerprint), n, d, classes, counts, quotas, targets, tasks, and
+                     where the rows are ("rows": copied into buckets, or the .npy files to read)
     sums.npz         sum_img, sum_txt (K x d float64), count
-    buckets/C.img    class C's image rows as given (dtype in plan.json), C.txt, C.idx (int64), C.ls
+    buckets/C.idx    class C's global row indices (int64, ascending), C.ls (label similarities),
+                     C.img and C.txt (its rows as given, dtype in plan.json) when the rows are copied
     picks/NAME.npz   a job's per-class picks and gains (work.py)
 """
 import hashlib
@@ -103,7 +111,7 @@ _PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
 
 
 def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, sum_img, sum_txt, wanted, dtype,
-                buckets, _core):
+                buckets, copy, _core):
     """One block of consecutive rows (global rows g0..): class sums, then appends to the buckets."""
     ls = None if T is None else inputs.label_similarity(b, T, y[g0:g0 + len(yl)], normalize)
     # class sums, chunk by chunk, in ascending row order inside each class (as the engine adds them)
@@ -125,10 +133,11 @@ def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, su
     for c in np.flatnonzero((np.diff(bounds) > 0) & wanted):
         rows = order[bounds[c]:bounds[c + 1]]
         base = buckets / str(c)
-        with open(f"{base}.img", "ab") as f:
-            f.write(np.ascontiguousarray(a[rows], dtype=dtype).tobytes())
-        with open(f"{base}.txt", "ab") as f:
-            f.write(np.ascontiguousarray(b[rows], dtype=dtype).tobytes())
+        if copy:
+            with open(f"{base}.img", "ab") as f:
+                f.write(np.ascontiguousarray(a[rows], dtype=dtype).tobytes())
+            with open(f"{base}.txt", "ab") as f:
+                f.write(np.ascontiguousarray(b[rows], dtype=dtype).tobytes())
         with open(f"{base}.idx", "ab") as f:
             f.write((rows + g0).astype(np.int64).tobytes())
         if ls is not None:
@@ -137,9 +146,10 @@ def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, su
 
 
 def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
-         budget="proportional", normalize=True, memory_limit=None, batch_rows=BATCH_ROWS):
+         budget="proportional", normalize=True, memory_limit=None, batch_rows=BATCH_ROWS, copy_rows=None):
     """Plan a selection of k rows of `pool` into work_dir (skipped when work_dir already holds this plan;
-    refused when it holds another). Returns the plan (dict)."""
+    refused when it holds another). copy_rows: copy the rows' embeddings into the buckets (None: only when
+    some shard is not a pair of .npy files). Returns the plan (dict)."""
     from .. import _core
 
     if budget not in inputs.BUDGETS:
@@ -177,6 +187,12 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
                              f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB memory limit "
                              "(use finer proxy classes)")
     wanted = targets > 0 if budget != "global" else np.ones(len(counts), bool)
+    files_of = [pool.mapped(i) for i in range(len(pool.shards))]
+    copy = any(f is None for f in files_of) if copy_rows is None else bool(copy_rows)
+    if not copy and any(f is None for f in files_of):
+        raise ValueError(f"copy_rows=False needs a pool of .npy files; {pool.kind} shards cannot be read by row")
+    rows_at = {"copied": copy, "files": None if copy else
+               [[img, txt, s.rows] for (img, txt), s in zip(files_of, pool.shards)]}
 
     tmp = work_dir / ".plan-tmp"
     if tmp.exists():
@@ -197,7 +213,7 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
             a, b = A[b0:b1], B[b0:b1]
             g0 = off[i] + b0  # global index of the block's first row
             _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, threads, d, K,
-                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", _core)
+                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", copy, _core)
             inputs.release_pages(a)
             inputs.release_pages(b)
             del a, b
@@ -211,9 +227,10 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     os.replace(tmp / "sums.npz", work_dir / "sums.npz")
     shutil.rmtree(tmp)
     out = {"args": args, "n": n, "d": d, "k": k, "dtype": str(dtype), "label_sim": T is not None,
-           "classes": classes.tolist(), "counts": counts.tolist(), "quotas": quotas.tolist(),
+           "rows": rows_at, "classes": classes.tolist(), "counts": counts.tolist(), "quotas": quotas.tolist(),
            "targets": targets.tolist(), "tasks": tasks_for(counts, targets, batch_rows)}
     files.save_npy(work_dir / "labels.npy", y)
     files.save_json(work_dir / PLAN, out)  # last: a plan.json means a complete plan
-    log.info("plan: n=%d d=%d k=%d classes=%d tasks=%d into %s", n, d, k, K, len(out["tasks"]), work_dir)
+    log.info("plan: n=%d d=%d k=%d classes=%d tasks=%d into %s (rows %s)", n, d, k, K, len(out["tasks"]), work_dir,
+             "copied" if copy else "read from the pool's .npy files")
     return json.loads(json.dumps(out))

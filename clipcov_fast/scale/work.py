@@ -37,21 +37,80 @@ def _sums(work_dir):
 
 
 def read_bucket(work_dir, plan, c):
-    """Class c's (img, txt, global index, label similarity or None), rows in ascending global index."""
+    """Class c's (img, txt, global index, label similarity or None), rows in ascending global index;
+    img and txt are None when the rows are read from the pool's files (rows_from_files)."""
     base = Path(work_dir) / "buckets" / str(c)
     m, d = plan["counts"][c], plan["d"]
     dtype = np.dtype(plan["dtype"])
+    img = txt = None
     try:
-        img = np.fromfile(f"{base}.img", dtype=dtype).reshape(m, d)
-        txt = np.fromfile(f"{base}.txt", dtype=dtype).reshape(m, d)
         idx = np.fromfile(f"{base}.idx", dtype=np.int64)
         ls = np.fromfile(f"{base}.ls", dtype=np.float64) if plan["label_sim"] else None
+        if _copied(plan):
+            img = np.fromfile(f"{base}.img", dtype=dtype).reshape(m, d)
+            txt = np.fromfile(f"{base}.txt", dtype=dtype).reshape(m, d)
     except (OSError, ValueError) as e:
         raise ValueError(f"--work-dir: bucket {base} of class {plan['classes'][c]} is missing or truncated "
                          f"({e}); plan again in a new work directory") from e
     if len(idx) != m or (ls is not None and len(ls) != m):
         raise ValueError(f"--work-dir: bucket {base} has {len(idx)} rows, the plan says {m}")
     return img, txt, idx, ls
+
+
+def _copied(plan):
+    return plan.get("rows", {"copied": True})["copied"]
+
+
+_MAPS = {}  # (path, mtime, size) -> this process's memory map of a pool file
+MAPPED_LIMIT = 1 << 29  # file pages mapped into this process before they are dropped (bounds the RSS)
+
+
+def _pool_map(path, shape):
+    st = Path(path).stat()
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _MAPS:
+        from ..pipeline.sources.pool import npy_header
+
+        found, _ = npy_header(path)
+        if tuple(found) != tuple(shape):
+            raise ValueError(f"{path}: holds an array of shape {tuple(found)}, but the plan read {tuple(shape)} "
+                             "from it; plan again in a new work directory")
+        for old in [k for k in _MAPS if k[0] == path]:  # the same file, changed since: forget its old map
+            del _MAPS[old]
+        _MAPS[key] = np.load(path, mmap_mode="r")
+    return _MAPS[key]
+
+
+def _mapped_bytes():
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return MAPPED_LIMIT + 1  # unknown: drop the pages every time
+
+
+def rows_from_files(plan, idx):
+    """The pool rows idx (global indices, ascending per shard) read from the pool's .npy files the plan
+    names. The maps stay open between jobs (a page is faulted in once, not once per class); their pages
+    are dropped when more than MAPPED_LIMIT bytes of files are mapped."""
+    from .. import inputs
+
+    files_ = plan["rows"]["files"]
+    d, dtype = plan["d"], np.dtype(plan["dtype"])
+    off = np.concatenate([[0], np.cumsum([f[2] for f in files_])]).astype(np.int64)
+    shard = np.searchsorted(off, idx, side="right") - 1
+    img, txt = np.empty((len(idx), d), dtype), np.empty((len(idx), d), dtype)
+    for s in np.unique(shard):
+        at = np.flatnonzero(shard == s)
+        for out, path in ((img, files_[s][0]), (txt, files_[s][1])):
+            mm = _pool_map(path, (files_[s][2], d))
+            out[at] = mm[idx[at] - off[s]]
+            if _mapped_bytes() > MAPPED_LIMIT:
+                for m in _MAPS.values():
+                    inputs.release_pages(m)
+    return img, txt
 
 
 def run_job(work_dir, job, num_threads=1):
@@ -68,9 +127,12 @@ def run_job(work_dir, job, num_threads=1):
     parts = [read_bucket(work_dir, plan, c) for c in classes]
     sizes = np.array([len(p[2]) for p in parts], np.int64)
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    A = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-    B = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     idx = np.concatenate([p[2] for p in parts])
+    if _copied(plan):
+        A = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        B = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    else:
+        A, B = rows_from_files(plan, idx)
     ls = np.concatenate([p[3] for p in parts]) if plan["label_sim"] else np.zeros(len(idx))
     del parts
     m = len(idx)

@@ -57,6 +57,10 @@ class ClipRetrievalPool(Pool):
         img, txt, _ = self._files(self.parts[i])
         return np.load(img, mmap_mode="r"), np.load(txt, mmap_mode="r")
 
+    def mapped(self, i):
+        img, txt, _ = self._files(self.parts[i])
+        return str(img.resolve()), str(txt.resolve())
+
     def keys(self, i):
         if self.key_name == "row":
             return super().keys(i)

@@ -61,6 +61,11 @@ class Pool:
     def captions(self, i):
         return None
 
+    def mapped(self, i):
+        """(image file, caption file) of shard i when both are .npy files a worker can memory-map and
+        read rows of by index; else None (the plan then copies the shard's rows into its buckets)."""
+        return None
+
     def describe(self):
         """What the pool is, for a work directory's fingerprint."""
         return {"kind": self.kind, "shards": [[s.name, s.rows, s.d, str(s.dtype)] for s in self.shards]}
@@ -235,6 +240,9 @@ class ArrayPool(Pool):
         if self._paths:
             return np.load(self._paths[0], mmap_mode="r"), np.load(self._paths[1], mmap_mode="r")
         return self._img, self._txt
+
+    def mapped(self, i):
+        return None if self._paths is None else tuple(str(Path(p).resolve()) for p in self._paths)
 
     def describe(self):
         out = super().describe()
