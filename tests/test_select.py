@@ -35,6 +35,19 @@ def test_matches_reference(case, budget, objective):
         np.testing.assert_array_equal(sel.labels, y)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_global_budget_resumes_a_class_far_past_its_share(threads):
+    # captions noisy outside class 3: the global greedy takes several times class 3's share from it, so
+    # the engine pauses that class (freeing its buffers) and resumes it in later rounds
+    A, B, y = make_pool(1200, 8, classes=6, seed=5)
+    other = y != 3
+    B[other] = A[other] + 3 * np.random.default_rng(0).normal(size=(int(other.sum()), 8))
+    sel = cc.select(A, B, 300, labels=y, budget="global", num_threads=threads)
+    want = ref.select(A, B, 300, labels=y, budget="global")
+    assert_same_selection(sel, want)
+    assert np.bincount(y[sel.indices], minlength=6)[3] > 2 * 300 * np.mean(y == 3)
+
+
 @pytest.mark.parametrize("objective", ["clipcov", "xcov"])
 def test_class_emb_labels_and_label_term(objective):
     A, B, _ = make_pool(700, 16, classes=6, seed=3)

@@ -16,17 +16,59 @@ LazyClassGreedy::LazyClassGreedy(const Store& st, int64_t b, int64_t e, const do
   heap_.reserve(m);
   for (int32_t i = 0; i < m; ++i) heap_.push_back({util[i], util[i], i, 0, 0});
   std::make_heap(heap_.begin(), heap_.end(), below);
-  hint = std::min<int64_t>(hint, m);
-  picks_.reserve(hint);
-  pick_a_.reserve(hint * d_);
-  pick_b_.reserve(hint * d_);
-  sum_a_.assign(d_, 0.0);
-  sum_b_.assign(d_, 0.0);
+  hint_ = std::min<int64_t>(hint, m);
+  picks_.reserve(hint_);
+  norm_a_.reserve(hint_ + 1);
+  norm_b_.reserve(hint_ + 1);
   norm_a_.assign(1, 0.0);
   norm_b_.assign(1, 0.0);
+  rebuild();
   // The engine's exact w_iq comes from float32 products of rounded rows; allow twice their error
   // bound so that the linear bound never exceeds it.
   slack_ = 2.0 * f32_dot_error_bound(d_);
+}
+
+void LazyClassGreedy::expect(int64_t picks) {
+  hint_ = std::min<int64_t>(picks, int64_t(picks_.size() + heap_.size()));
+}
+
+void LazyClassGreedy::pause() {
+  std::vector<float>().swap(pick_a_);
+  std::vector<float>().swap(pick_b_);
+  std::vector<double>().swap(sum_a_);
+  std::vector<double>().swap(sum_b_);
+  std::vector<float>().swap(s1_);
+  std::vector<float>().swap(s2_);
+  paused_ = true;
+}
+
+// The picked rows and their running sums (entry t = sum of the first t picks), from the store, added in
+// pick order as next() adds them. Room for hint_ picks is reserved up front: growing by reallocation
+// would copy the sums and touch fresh pages at every doubling.
+void LazyClassGreedy::rebuild() {
+  const int64_t now = int64_t(picks_.size()), cap = std::max(now, hint_);
+  pick_a_.reserve(cap * d_);
+  pick_b_.reserve(cap * d_);
+  sum_a_.reserve((cap + 1) * d_);
+  sum_b_.reserve((cap + 1) * d_);
+  sum_a_.assign(d_, 0.0);
+  sum_b_.assign(d_, 0.0);
+  for (int64_t t = 0; t < now; ++t) append(picks_[t], t);
+  paused_ = false;
+}
+
+// Pick number t (the local row `local`): its rows, and the running sums through it.
+void LazyClassGreedy::append(int32_t local, int64_t t) {
+  const float* a = st_.a(b_ + local);
+  const float* b = st_.b(b_ + local);
+  pick_a_.insert(pick_a_.end(), a, a + d_);
+  pick_b_.insert(pick_b_.end(), b, b + d_);
+  sum_a_.resize((t + 2) * d_);
+  sum_b_.resize((t + 2) * d_);
+  for (int64_t k = 0; k < d_; ++k) {
+    sum_a_[(t + 1) * d_ + k] = sum_a_[t * d_ + k] + a[k];
+    sum_b_[(t + 1) * d_ + k] = sum_b_[t * d_ + k] + b[k];
+  }
 }
 
 bool LazyClassGreedy::below(const Entry& x, const Entry& y) { return ranks_below(x.key, x.local, y.key, y.local); }
@@ -65,6 +107,7 @@ double LazyClassGreedy::linear_penalty(int32_t i, int32_t from) {
 }
 
 bool LazyClassGreedy::next(int32_t& local, double& gain) {
+  if (paused_) rebuild();
   const int32_t now = int32_t(picks_.size());
   while (!heap_.empty()) {
     std::pop_heap(heap_.begin(), heap_.end(), below);
@@ -90,17 +133,8 @@ bool LazyClassGreedy::next(int32_t& local, double& gain) {
         continue;
       }
     }
-    const float* a = st_.a(b_ + e.local);
-    const float* b = st_.b(b_ + e.local);
     picks_.push_back(e.local);
-    pick_a_.insert(pick_a_.end(), a, a + d_);
-    pick_b_.insert(pick_b_.end(), b, b + d_);
-    sum_a_.resize((now + 2) * d_);
-    sum_b_.resize((now + 2) * d_);
-    for (int64_t k = 0; k < d_; ++k) {
-      sum_a_[(now + 1) * d_ + k] = sum_a_[now * d_ + k] + a[k];
-      sum_b_[(now + 1) * d_ + k] = sum_b_[now * d_ + k] + b[k];
-    }
+    append(e.local, now);
     norm_a_.push_back(norm_a_.back() + st_.normA[b_ + e.local]);
     norm_b_.push_back(norm_b_.back() + st_.normB[b_ + e.local]);
     local = e.local;

@@ -23,8 +23,16 @@ class LazyClassGreedy {
   LazyClassGreedy(const Store& st, int64_t b, int64_t e, const double* util, double scale, double tau,
                   const ExactSimilarity& exact, int64_t hint);
   bool next(int32_t& local, double& gain);
+  // Frees the per-pick buffers (the picked rows and their running sums, about 12 KB a pick at d = 512)
+  // while the run waits to be resumed; next() rebuilds them from the store with the same arithmetic, so
+  // a paused run's picks are bit-identical.
+  void pause();
+  // The picks expected in all (room is reserved for them when the buffers are next built).
+  void expect(int64_t picks);
 
  private:
+  void rebuild();
+  void append(int32_t local, int64_t t);
   struct Entry {
     double key;       // upper bound on the current gain (heap order)
     double gain;      // exact gain after `version` picks
@@ -46,6 +54,8 @@ class LazyClassGreedy {
   std::vector<double> sum_a_, sum_b_;    // running sums of picked rows: entry t = sum of the first t
   std::vector<double> norm_a_, norm_b_;  // running sums of their norms (for the rounding slack)
   std::vector<float> s1_, s2_;
+  int64_t hint_ = 0;
+  bool paused_ = false;
 };
 
 }  // namespace clipcov
