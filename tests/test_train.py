@@ -48,18 +48,17 @@ def test_training_table_fills_the_steps_with_whole_batches_of_distinct_pairs(tab
 
 @pytest.mark.parametrize("n, batch, steps", [(20, 8, 6), (5, 8, 4)])
 def test_the_trainer_loads_no_pair_twice_in_a_batch(tmp_path, monkeypatch, n, batch, steps):
-    """Count repeats per batch in the rows open_clip_train's loader actually reads (recorded in its
-    dataset), not in our table: its own shuffle of a repeated table would put pairs twice in a batch."""
-    from open_clip_train import data as ocd
-
+    """Count repeats per batch in the rows open_clip_train's loader actually reads (recorded in the
+    dataset it reads, our _Repeats over its CsvDataset), not in our table: its own shuffle of a repeated
+    table would put pairs twice in a batch."""
     loaded = []
-    original = ocd.CsvDataset.__getitem__
+    original = train_mod._Repeats.__getitem__
 
     def record(self, idx):
-        loaded.append(str(self.captions[idx]))
+        loaded.append(str(self.dataset.captions[idx]))
         return original(self, idx)
 
-    monkeypatch.setattr(ocd.CsvDataset, "__getitem__", record)
+    monkeypatch.setattr(train_mod._Repeats, "__getitem__", record)
     data = make_table(tmp_path / "data", n=n, bad=False)
     info = train_mod.train(data, MODEL, tmp_path / "run", steps=steps, batch_size=batch, threads=1)
     assert info["steps"] == steps and len(loaded) == steps * batch
@@ -71,6 +70,58 @@ def test_the_trainer_loads_no_pair_twice_in_a_batch(tmp_path, monkeypatch, n, ba
     else:  # a subset smaller than a batch: every pair once or twice in each batch
         assert all(set(b) == {f"caption number {i}" for i in range(n)} for b in _batches(loaded, batch))
         assert max(per_batch) == 2
+
+
+def test_repeats_gives_the_items_of_open_clip_trains_dataset(tmp_path, monkeypatch):
+    """_Repeats over CsvDataset: the same image and token tensors, bit for bit, for a table that repeats
+    its rows, under the same seed (the random crop draws from torch's generator in the same order), with
+    each distinct file decoded and each distinct caption tokenized only once."""
+    import open_clip
+    from open_clip_train.data import CsvDataset
+    from PIL import Image
+
+    models.register()
+    _, train_transform, _ = open_clip.create_model_and_transforms(MODEL)
+    data = make_table(tmp_path, n=5, bad=False)
+    path, _, rows = train_mod.training_table(data, tmp_path / "t.tsv", steps=6, batch_size=4, seed=1)
+    plain = CsvDataset(str(path), train_transform, "filepath", "title", tokenizer=open_clip.get_tokenizer(MODEL))
+    torch.manual_seed(0)
+    want = [plain[i] for i in range(rows)]
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
+    repeats = train_mod._Repeats(plain)
+    torch.manual_seed(0)
+    got = [repeats[i] for i in range(rows)]
+    assert rows == 24 and len(opened) == len(set(opened)) == 5 and len(repeats.tokens) == 5
+    assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want))
+    assert not torch.equal(got[0][0], repeats.dataset.transforms(repeats.images[plain.images[0]]))  # crops vary
+
+
+def test_foreach_adamw_is_open_clip_trains_adamw_bit_for_bit():
+    """Inside _foreach_adamw open_clip_train builds AdamW with foreach=True, and afterwards its own again;
+    a few steps with decay and a mostly-unused embedding (as the token embedding) give equal weights."""
+    from open_clip_train import main as ocm
+
+    def steps(make):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Embedding(500, 8), torch.nn.Linear(8, 3))
+        opt = make([{"params": net[1].bias, "weight_decay": 0.0},
+                    {"params": [net[0].weight, net[1].weight], "weight_decay": 0.1}], lr=5e-3)
+        for _ in range(5):
+            opt.zero_grad()
+            net(torch.randint(0, 7, (16,))).square().mean().backward()
+            opt.step()
+        return opt, [p.detach().clone() for p in net.parameters()]
+
+    original = ocm.optim
+    with train_mod._foreach_adamw():
+        fast, fast_weights = steps(ocm.optim.AdamW)
+    assert ocm.optim is original and fast.defaults["foreach"] is True
+    plain, plain_weights = steps(ocm.optim.AdamW)
+    assert not plain.defaults["foreach"]
+    assert all(torch.equal(a, b) for a, b in zip(fast_weights, plain_weights))
+    assert not torch.equal(fast_weights[0][100], torch.zeros(8))  # unused rows decay but are not zero
 
 
 def test_train_then_resume(table, tmp_path):

@@ -64,7 +64,7 @@ def score(task, checkpoint):
 
     def read(folder, limit=None):
         table, labels, _ = evaluate.read_dataset(folder, limit, classes=task["classes"])
-        return table, labels, evaluate.features(net, pre, tok, table)[0]
+        return table, labels, evaluate.image_features(net, pre, table)
 
     _, y, img = read(task["test"])
     out = {"zero_shot": evaluate.zero_shot_metrics(img, W, y)}

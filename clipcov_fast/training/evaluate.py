@@ -79,6 +79,23 @@ def features(net, preprocess, tokenizer, table, batch_size=256, device="cpu"):
     return torch.cat(img).numpy(), torch.cat(txt).numpy()
 
 
+def image_features(net, preprocess, table, batch_size=256, device="cpu"):
+    """Normalized image features (n, d) float32 of every row of a Table, its images through the
+    on-disk cache of pixels.images (the same bits as features() gives; for images scored again and
+    again, as the experiment's students do)."""
+    import torch
+
+    from .pixels import images
+
+    pix = images(table, preprocess)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(pix), batch_size):
+            batch = torch.from_numpy(np.array(pix[s:s + batch_size])).to(device)
+            out.append(net.encode_image(batch, normalize=True).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
 def zero_shot_metrics(img, class_emb, labels):
     """top1, top5 (fractions) and mean per-class recall of nearest-class-embedding predictions."""
     from sklearn.metrics import balanced_accuracy_score, top_k_accuracy_score
