@@ -8,6 +8,7 @@
 #include "bind_common.hpp"
 
 #include "cpu/engine.hpp"
+#include "cpu/read_rows.hpp"
 
 namespace py = pybind11;
 using clipcov::Engine;
@@ -54,6 +55,29 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("sum_img"), py::arg("sum_txt"), py::arg("count"), py::arg("which"),
         "Each listed class's mean of the other classes' means, from float64 class sums and counts");
+  m.def("read_rows",
+        [](const std::string& path, int64_t offset, carray<int64_t> rows, py::array out) {
+          if (out.ndim() != 2 || out.shape(0) != rows.size() || !(out.flags() & py::array::c_style) ||
+              !out.writeable())
+            throw py::value_error("read_rows: out must be a writable C-contiguous (len(rows), d) array");
+          const int64_t n = rows.size(), row_bytes = out.shape(1) * out.itemsize();
+          for (int64_t t = 1; t < n; ++t)
+            if (rows.data()[t] <= rows.data()[t - 1]) throw py::value_error("read_rows: rows must ascend");
+          if (n && rows.data()[0] < 0) throw py::value_error("read_rows: rows must be >= 0");
+          char* dst = static_cast<char*>(out.mutable_data());
+          std::string error;
+          {
+            py::gil_scoped_release nogil;
+            try {
+              clipcov::read_rows(path, offset, row_bytes, rows.data(), n, dst);
+            } catch (const std::runtime_error& e) {
+              error = e.what();
+            }
+          }
+          if (!error.empty()) throw py::value_error(error);
+        },
+        py::arg("path"), py::arg("offset"), py::arg("rows"), py::arg("out"),
+        "Rows `rows` (ascending) of a file of rows of out's width, the first at byte `offset`, into out");
   py::class_<Engine>(m, "Engine")
       .def(py::init([](carray<int64_t> order, carray<int64_t> class_ptr, int64_t d, bool normalize, int threads) {
              std::vector<int64_t> o(order.data(), order.data() + order.size());

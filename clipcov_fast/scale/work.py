@@ -61,41 +61,27 @@ def _copied(plan):
     return plan.get("rows", {"copied": True})["copied"]
 
 
-_MAPS = {}  # (path, mtime, size) -> this process's memory map of a pool file
-MAPPED_LIMIT = 1 << 29  # file pages mapped into this process before they are dropped (bounds the RSS)
-
-
-def _pool_map(path, shape):
-    st = Path(path).stat()
-    key = (path, st.st_mtime_ns, st.st_size)
-    if key not in _MAPS:
-        from ..pipeline.sources.pool import npy_header
-
-        found, _ = npy_header(path)
-        if tuple(found) != tuple(shape):
-            raise ValueError(f"{path}: holds an array of shape {tuple(found)}, but the plan read {tuple(shape)} "
-                             "from it; plan again in a new work directory")
-        for old in [k for k in _MAPS if k[0] == path]:  # the same file, changed since: forget its old map
-            del _MAPS[old]
-        _MAPS[key] = np.load(path, mmap_mode="r")
-    return _MAPS[key]
-
-
-def _mapped_bytes():
+def _npy_layout(path, shape):
+    """(dtype, fortran order, byte offset of the data) of a pool .npy file that must hold `shape`."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssFile:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return MAPPED_LIMIT + 1  # unknown: drop the pages every time
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            found, fortran, dtype = read(f)
+            offset = f.tell()
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read this pool file the plan reads rows from ({e}); plan again in a "
+                         "new work directory") from e
+    if tuple(found) != tuple(shape):
+        raise ValueError(f"{path}: holds an array of shape {tuple(found)}, but the plan read {tuple(shape)} "
+                         "from it; plan again in a new work directory")
+    return np.dtype(dtype), fortran, offset
 
 
 def rows_from_files(plan, idx):
-    """The pool rows idx (global indices, ascending per shard) read from the pool's .npy files the plan
-    names. The maps stay open between jobs (a page is faulted in once, not once per class); their pages
-    are dropped when more than MAPPED_LIMIT bytes of files are mapped."""
-    from .. import inputs
+    """The pool rows idx (global indices, distinct) read from the pool's .npy files the
+    plan names, by pread (_core.read_rows): no memory map, so no page faults and no file pages in the RSS."""
+    from .. import _core, inputs
 
     files_ = plan["rows"]["files"]
     d, dtype = plan["d"], np.dtype(plan["dtype"])
@@ -104,12 +90,18 @@ def rows_from_files(plan, idx):
     img, txt = np.empty((len(idx), d), dtype), np.empty((len(idx), d), dtype)
     for s in np.unique(shard):
         at = np.flatnonzero(shard == s)
+        at = at[np.argsort(idx[at], kind="stable")]  # ascending in the file: one pass, runs coalesce
+        rows = idx[at] - off[s]
         for out, path in ((img, files_[s][0]), (txt, files_[s][1])):
-            mm = _pool_map(path, (files_[s][2], d))
-            out[at] = mm[idx[at] - off[s]]
-            if _mapped_bytes() > MAPPED_LIMIT:
-                for m in _MAPS.values():
-                    inputs.release_pages(m)
+            file_dtype, fortran, offset = _npy_layout(path, (files_[s][2], d))
+            if fortran:  # rare (np.save writes C order): rows are not contiguous, read through a map
+                mm = np.load(path, mmap_mode="r")
+                out[at] = mm[rows]
+                inputs.release_pages(mm)
+                continue
+            part = np.empty((len(rows), d), file_dtype)
+            _core.read_rows(path, offset, rows, part)
+            out[at] = part
     return img, txt
 
 
