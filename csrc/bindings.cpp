@@ -126,6 +126,21 @@ PYBIND11_MODULE(_core, m) {
              e.add_class_sums(dst.data(), si, st);
            },
            "Add each class's stored rows, in order, to rows dst[c] of the float64 sums (in place)")
+      .def("add_row_sums",
+           [](const Engine& e, carray<int64_t> dst, py::array_t<double, py::array::c_style> sum_img,
+              py::array_t<double, py::array::c_style> sum_txt) {
+             if (e.num_classes() != 1 || dst.size() > e.n())
+               throw py::value_error("add_row_sums: an engine of one class, at most n rows");
+             if (sum_img.ndim() != 2 || sum_img.shape(1) != e.d() || sum_txt.ndim() != 2 ||
+                 sum_txt.shape(0) != sum_img.shape(0) || sum_txt.shape(1) != e.d())
+               throw py::value_error("sum_img and sum_txt must be float64 (rows, d) C arrays");
+             for (int64_t s = 0; s < dst.size(); ++s)
+               if (dst.data()[s] < 0 || dst.data()[s] >= sum_img.shape(0)) throw py::value_error("dst out of range");
+             double *si = sum_img.mutable_data(), *st = sum_txt.mutable_data();
+             py::gil_scoped_release nogil;
+             e.add_row_sums(dst.data(), dst.size(), si, st);
+           },
+           "Add stored rows s < len(dst), in order, to rows dst[s] of the float64 sums (one-class engine)")
       .def("terms",
            [](const Engine& e) {
              py::array_t<double> cov(e.n()), easy(e.n()), cen(e.n()), util(e.n());

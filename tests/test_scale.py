@@ -90,9 +90,16 @@ def test_npy_rows_read_in_place_or_copied_give_the_same_picks(tmp_path, arrays, 
     from clipcov_fast.scale import plan as plan_mod, work
 
     plan_mod.plan(pool, tmp_path / "later", 0.1, labels=y)
+    jobs = work.task_jobs(load_plan(tmp_path / "later"))
+    txt = tmp_path / "cr" / "text_emb" / "text_emb_2.npy"
+    txt.write_bytes(txt.read_bytes()[:-100])  # truncated: the header promises more rows than it holds
+    with pytest.raises(ValueError, match="text_emb_2.npy: cannot read row"):
+        for job in jobs:  # the job that holds the pool's last row fails
+            work.run_job(tmp_path / "later", job)
     np.save(tmp_path / "cr" / "img_emb" / "img_emb_1.npy", A[:10])
     with pytest.raises(ValueError, match="img_emb_1.npy.*plan again"):
-        work.run_job(tmp_path / "later", work.task_jobs(load_plan(tmp_path / "later"))[0])
+        for job in jobs:
+            work.run_job(tmp_path / "later", job)
 
 
 def test_global_budget_extends_classes_past_their_guess(tmp_path):

@@ -42,11 +42,16 @@ def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, th
     if work_dir is None:
         raise ValueError(f"--work-dir is required with --engine {engine}")
     t0 = time.perf_counter()
-    runner = get_engine(engine, workers=workers, ray_address=ray_address)
-    p = plan_pool(pool, work_dir, k, objective=objective, labels=labels, class_emb=class_emb, threshold=threshold,
-             weights=weights, budget=budget, normalize=normalize, memory_limit=memory_limit,
-             copy_rows=True if copy_rows is None and ray_address else copy_rows,
-             **({} if batch_rows is None else {"batch_rows": batch_rows}))
+    with get_engine(engine, workers=workers, ray_address=ray_address) as runner:
+        return _plan_work_merge(runner, pool, k, work_dir, t0, objective=objective, labels=labels,
+                                class_emb=class_emb, threshold=threshold, weights=weights, budget=budget,
+                                normalize=normalize, memory_limit=memory_limit, batch_rows=batch_rows,
+                                copy_rows=True if copy_rows is None and ray_address else copy_rows)
+
+
+def _plan_work_merge(runner, pool, k, work_dir, t0, *, objective, budget, batch_rows, **plan_args):
+    p = plan_pool(pool, work_dir, k, objective=objective, budget=budget, **plan_args,
+                  **({} if batch_rows is None else {"batch_rows": batch_rows}))
     timings = {"plan": time.perf_counter() - t0}
     t1 = time.perf_counter()
     runner.run(work_dir, work.task_jobs(p), p)
@@ -56,7 +61,8 @@ def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, th
     timings["merge"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     y = np.load(Path(work_dir) / "labels.npy")
-    log.info("select_pool %s (%s): n=%d k=%d in %.2fs", objective, engine, p["n"], p["k"], timings["total"])
+    log.info("select_pool %s (%s): n=%d k=%d in %.2fs", objective, type(runner).__name__, p["n"], p["k"],
+             timings["total"])
     return Selection(np.asarray(idx, np.int64), np.asarray(gains, np.float64), float(np.sum(gains)), y,
                      p["k"], p["n"], objective, budget, timings)
 
@@ -64,6 +70,6 @@ def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, th
 def merge_work_dir(work_dir, engine="local", workers=None, ray_address=None):
     """Finish a planned work directory (missing jobs, extensions) and return (indices, gains)."""
     p = load_plan(work_dir)
-    runner = get_engine(engine, workers=workers, ray_address=ray_address)
-    runner.run(work_dir, work.task_jobs(p), p)
-    return merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))
+    with get_engine(engine, workers=workers, ray_address=ray_address) as runner:
+        runner.run(work_dir, work.task_jobs(p), p)
+        return merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))

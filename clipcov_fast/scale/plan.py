@@ -110,24 +110,19 @@ _PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
              4: ("caption", "an all-zero row (cannot be normalized)")}
 
 
-def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, threads, d, K, sum_img, sum_txt, wanted, dtype,
-                buckets, copy, _core):
+def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, eng, K, sum_img, sum_txt, wanted, dtype, buckets,
+                copy):
     """One block of consecutive rows (global rows g0..): class sums, then appends to the buckets."""
     ls = None if T is None else inputs.label_similarity(b, T, y[g0:g0 + len(yl)], normalize)
     # class sums, chunk by chunk, in ascending row order inside each class (as the engine adds them)
     for s in range(0, len(yl), inputs.CHUNK_ROWS):
         e = min(len(yl), s + inputs.CHUNK_ROWS)
-        local, inv, cnt = np.unique(yl[s:e], return_inverse=True, return_counts=True)
-        order = np.argsort(inv.ravel(), kind="stable").astype(np.int64)
-        eng = _core.Engine(order, np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64), d,
-                           bool(normalize), threads)  # rows load in parallel; the sums are serial
-        row, what = eng.load(0, a[s:e], b[s:e])
+        row, what = eng.load(0, a[s:e], b[s:e])  # the engine's own stored rows, loaded in parallel
         if what:
             name, problem = _PROBLEMS[what]
             raise ValueError(f"{shard_name}: the {name} embedding of row {b0 + s + row} (pool row "
                              f"{g0 + s + row}) has {problem}")
-        eng.add_class_sums(local.astype(np.int64), sum_img, sum_txt)
-        del eng
+        eng.add_row_sums(np.ascontiguousarray(yl[s:e], np.int64), sum_img, sum_txt)
     order = np.argsort(yl, kind="stable")
     bounds = np.searchsorted(yl[order], np.arange(K + 1))
     for c in np.flatnonzero((np.diff(bounds) > 0) & wanted):
@@ -201,6 +196,10 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     K = len(counts)
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     sum_img, sum_txt = np.zeros((K, d)), np.zeros((K, d))
+    # one chunk-sized engine of one class for every chunk: a fresh engine per chunk spent more time
+    # populating its buffers' pages than loading rows
+    rows = min(n, inputs.CHUNK_ROWS)
+    eng = _core.Engine(np.arange(rows, dtype=np.int64), np.array([0, rows], np.int64), d, bool(normalize), threads)
     off = pool.offsets()
     for i in tqdm(range(len(pool.shards)), desc="clipcov plan", unit="shard", disable=None, leave=False):
         shard = pool.shards[i]
@@ -212,8 +211,8 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
             b1 = min(shard.rows, b0 + BLOCK_ROWS)
             a, b = A[b0:b1], B[b0:b1]
             g0 = off[i] + b0  # global index of the block's first row
-            _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, threads, d, K,
-                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", copy, _core)
+            _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, eng, K,
+                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", copy)
             inputs.release_pages(a)
             inputs.release_pages(b)
             del a, b

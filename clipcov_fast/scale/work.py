@@ -156,6 +156,11 @@ def run_job(work_dir, job, num_threads=1):
     return out
 
 
+def warm_up():
+    """Import what a job needs (a fresh worker does this while the driver plans)."""
+    from .. import _core, inputs  # noqa: F401
+
+
 def run_shard(work_dir, shard=0, num_shards=1, num_threads=1):
     """The plan's tasks t with t % num_shards == shard (a SLURM array's or Spark job's share)."""
     if not 0 <= shard < num_shards:

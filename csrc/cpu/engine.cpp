@@ -119,6 +119,17 @@ void Engine::add_class_sums(const int64_t* dst, double* sum_img, double* sum_txt
   }
 }
 
+void Engine::add_row_sums(const int64_t* dst, int64_t rows, double* sum_img, double* sum_txt) const {
+  const int64_t d = st_.d;
+  for (int64_t s = 0; s < rows; ++s) {
+    double *si = sum_img + dst[s] * d, *st = sum_txt + dst[s] * d;
+    for (int64_t j = 0; j < d; ++j) {
+      si[j] += st_.a(s)[j];
+      st[j] += st_.b(s)[j];
+    }
+  }
+}
+
 void other_means(const double* sum_img, const double* sum_txt, const int64_t* count, int64_t K, int64_t d,
                  const int64_t* which, int64_t m, double* out_img, double* out_txt) {
   std::vector<double> total_img(d, 0.0), total_txt(d, 0.0);

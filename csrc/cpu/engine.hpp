@@ -40,6 +40,9 @@ class Engine {
   // Adds each held class's stored rows, in order, to rows dst[c] of sum_img / sum_txt (float64,
   // any number of rows x d): the same sums prepare() takes its class means from.
   void add_class_sums(const int64_t* dst, double* sum_img, double* sum_txt) const;
+  // Adds stored rows s < rows, in order, to rows dst[s] of sum_img / sum_txt: per class the same
+  // additions in the same order as add_class_sums when the stored order is the original one (one class).
+  void add_row_sums(const int64_t* dst, int64_t rows, double* sum_img, double* sum_txt) const;
 
   // Terms in original row order.
   void terms(double* coverage, double* easiness, double* center, double* utility) const;

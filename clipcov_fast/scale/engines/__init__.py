@@ -7,10 +7,17 @@ ENGINES = ("inprocess", "local", "ray")
 
 
 class Engine:
-    """Runs jobs (name, classes, targets) of a work directory; each writes its picks file."""
+    """Runs jobs (name, classes, targets) of a work directory; each writes its picks file. Use it as a
+    context manager: workers it starts on entering (while the driver plans) stop on leaving."""
 
     def run(self, work_dir, jobs, plan):
         raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def get_engine(name, workers=None, ray_address=None):

@@ -1,5 +1,9 @@
-"""The local engine: a process pool over a work directory's jobs (biggest first), one thread each."""
+"""The local engine: a process pool over a work directory's jobs (biggest first), one thread each.
+
+The pool starts when the engine is entered, so its processes start and import while the driver plans;
+the same processes then serve the first round and the global budget's extensions."""
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 import os
 
@@ -18,6 +22,21 @@ class LocalEngine(Engine):
         if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
             raise ValueError(f"workers must be a positive int or None, got {workers!r}")
         self.workers = int(workers) if workers else _affinity()
+        self._pool = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            # spawn: a forked child of a process that has run OpenMP can hang in its first parallel region
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            for _ in range(self.workers):  # start every worker now, each importing the engine
+                self._pool.submit(work.warm_up)
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        return False
 
     def run(self, work_dir, jobs, plan):
         jobs = [j for j in jobs if not work.job_path(work_dir, j[0]).is_file()]
@@ -32,9 +51,10 @@ class LocalEngine(Engine):
                 bar.update()
             bar.close()
             return
-        # spawn: a forked child of a process that has run OpenMP can hang in its first parallel region
-        with cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(work.run_job, str(work_dir), job, 1) for job in jobs]
+        with contextlib.ExitStack() as stack:
+            if self._pool is None:  # not entered: a pool for this call only
+                stack.enter_context(self)
+            futures = [self._pool.submit(work.run_job, str(work_dir), job, 1) for job in jobs]
             try:
                 for f in cf.as_completed(futures):
                     f.result()
