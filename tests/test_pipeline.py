@@ -1,6 +1,7 @@
 """Round trip: table (or shards) -> embed -> labels -> select --emb -> subset in the source's format."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,20 @@ def test_select_emb_writes_the_chosen_rows(emb, monkeypatch):
     labels = np.load(emb / "emb" / "labels.npy")  # labels.npy was picked up for the per-class summary
     assert sum(v["pool"] for v in summary["per_class"].values()) == 10
     assert {int(c) for c in summary["per_class"]} == set(labels.tolist())
+
+
+def test_select_emb_absolute_paths_open_from_another_directory(emb, monkeypatch, tmp_path):
+    # open_clip_train opens a table's image paths relative to where it runs, not to the table
+    monkeypatch.setattr(baselines, "random", lambda n, k, seed=0: np.arange(n)[::-1][:k], raising=False)
+    out = emb / "out" / "abs.tsv"
+    assert cli.main(["select", "--emb", str(emb / "emb"), "--k", "2", "--method", "random",
+                     "--absolute-paths", "--out", str(out)]) == 0
+    rows = _read(out)[1:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert [r[1] for r in rows] == ["caption number 8", "caption number 9"]  # in table order
+    assert all(Path(r[0]).is_absolute() and Path(r[0]).is_file() for r in rows)
 
 
 def test_select_emb_maps_around_skipped_rows(tmp_path, monkeypatch):
