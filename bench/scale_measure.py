@@ -6,7 +6,9 @@ work directory's size.
     python bench/scale_measure.py ENGINE POOL_DIR K [--budget global] [--layout npy|clip-retrieval|datacomp]
                                   [--workers 2] [--work-dir W]
 
-ENGINE: inprocess (clipcov_fast.select on the memory-mapped img.npy/txt.npy: today's path), local, ray2
+ENGINE: inprocess (with --layout npy: clipcov_fast.select on the memory-mapped img.npy/txt.npy, today's
+path; with another layout: select_pool(engine="inprocess") on that source, the whole pool concatenated in
+memory, so that both engines open and check the same files), local, ray2
 (the Ray engine on a two-node cluster simulated on this machine, one CPU per node). POOL_DIR holds img.npy,
 txt.npy, labels.npy (clipcov_fast.synthetic.write_pool); --layout clip-retrieval/datacomp reads
 POOL_DIR/clip-retrieval or POOL_DIR/datacomp (bench/scale_pools.py writes them).
@@ -83,7 +85,7 @@ def main(argv=None):
     # the page cache holds the files the engine reads, for every engine alike (this VM's DAMON reclaim
     # evicts files unread for a while, and a cold read of 2 GB here took up to 80 s)
     source = {"npy": pool_dir, "clip-retrieval": pool_dir / "clip-retrieval", "datacomp": pool_dir / "datacomp"}
-    warm = [pool_dir / "img.npy", pool_dir / "txt.npy"] if args.engine == "inprocess" else \
+    warm = [pool_dir / "img.npy", pool_dir / "txt.npy"] if args.layout == "npy" else \
         sorted(p for p in source[args.layout].rglob("*") if p.is_file() and p.suffix in (".npy", ".npz"))
     for path in warm:
         subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
@@ -91,18 +93,26 @@ def main(argv=None):
     Path("/proc/self/clear_refs").write_text("5")
     base = _status("VmRSS")
     children = ChildPeaks()
-    t0 = time.perf_counter()
-    if args.engine == "inprocess":
-        A = np.load(pool_dir / "img.npy", mmap_mode="r")
-        B = np.load(pool_dir / "txt.npy", mmap_mode="r")
-        sel = cc.select(A, B, args.k, labels=labels, budget=args.budget)
-    else:
+    def opened():  # the source, checked (keys, row counts), as `clipcov select --LAYOUT DIR` opens it
+        t = time.perf_counter()
         if args.layout == "npy":
             pool = open_pool(img=pool_dir / "img.npy", txt=pool_dir / "txt.npy")
         elif args.layout == "clip-retrieval":
             pool = open_pool(clip_retrieval=pool_dir / "clip-retrieval")
         else:
             pool = open_pool(datacomp=pool_dir / "datacomp")
+        info["open_s"] = time.perf_counter() - t
+        return pool
+
+    t0 = time.perf_counter()
+    if args.engine == "inprocess" and args.layout == "npy":  # today's path: select() on memory maps
+        A = np.load(pool_dir / "img.npy", mmap_mode="r")
+        B = np.load(pool_dir / "txt.npy", mmap_mode="r")
+        sel = cc.select(A, B, args.k, labels=labels, budget=args.budget)
+    elif args.engine == "inprocess":  # the same source as the other engines, concatenated in memory
+        sel = select_pool(opened(), args.k, labels=labels, budget=args.budget, engine="inprocess")
+    else:
+        pool = opened()
         work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="clipcov-work-", dir=pool_dir))
         cluster = None
         address = None
