@@ -201,6 +201,18 @@ def test_labels_command_on_a_clip_retrieval_pool(tmp_path, arrays):
     assert open_pool(clip_retrieval=tmp_path / "cr").key_name == "image_path"
 
 
+def test_uid_pairs_match_python_int_parsing():
+    from clipcov_fast.pipeline.sources.pool import check_unique_uids, uid_pairs
+    from scale_util import uids_for
+
+    uids = uids_for(500, seed=4) + ["FFFFFFFFFFFFFFFF0000000000000001", "0" * 32]
+    got = uid_pairs(uids)
+    assert [(int(a), int(b)) for a, b in got] == [(int(u[:16], 16), int(u[16:], 16)) for u in uids]
+    check_unique_uids([got[:200], got[200:]], ["a", "b"])  # all distinct: no error
+    with pytest.raises(ValueError, match=r"^b: duplicate uid '0{32}' in row 1 \(also in a\)"):
+        check_unique_uids([got[[-1, 3]], got[[5, -1]], got[[-1]]], ["a", "b", "c"])  # the first repeat
+
+
 def test_bad_pools_name_the_file(tmp_path, arrays):
     A, B, y = arrays
     def fresh(name, **kw):

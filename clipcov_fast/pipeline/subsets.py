@@ -108,14 +108,13 @@ def pool_keys(pool, indices):
 
 def datacomp_uids(pool, indices):
     """The uid file DataComp's resharder takes: sorted numpy 'u8,u8' records of the chosen uids."""
-    from .sources.pool import check_uids, uid_pairs
+    from .sources.pool import uid_pairs
 
     keys, _ = pool_keys(pool, indices)
     if pool.key_name != "uid":
         raise ValueError(f"--format datacomp needs a pool keyed by 32-hex uids; this {pool.kind} pool keys rows "
                          f"by {pool.key_name!r}")
-    check_uids(keys, "--format datacomp")
-    return np.sort(uid_pairs(keys))
+    return np.sort(uid_pairs(keys, "--format datacomp"))
 
 
 def write_pool_subset(pool, sel, out, fmt=None):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pool import Pool, Shard, check_unique, check_uids, check_widths, npz_headers, parquet_info, \
-    read_parquet_columns
+from .pool import Pool, Shard, check_unique_uids, check_widths, npz_headers, parquet_info, \
+    read_parquet_columns, uid_pairs
 
 ARCHS = ("b32", "l14")
 
@@ -55,12 +55,10 @@ class DataCompPool(Pool):
 
     def check(self):
         super().check()
-        uids = []
+        pairs = []
         for i, pq in enumerate(self.parquets):
-            u = self.keys(i)
-            check_uids(u, str(pq))
-            uids.append(u)
-        check_unique(uids, [str(p) for p in self.parquets], "uid")
+            pairs.append(uid_pairs(self.keys(i), str(pq)))  # checked; 16 bytes a uid, not a Python string
+        check_unique_uids(pairs, [str(p) for p in self.parquets])
         return self
 
     def describe(self):
