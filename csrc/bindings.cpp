@@ -34,6 +34,16 @@ SourceView view_of(const py::array& x, const char* name) {
 }
 
 using clipcov::carray;
+using Sums = py::array_t<double, py::array::c_style>;
+
+// sum_img and sum_txt are (rows, d) float64 arrays and every dst entry names one of their rows.
+void check_sums(const Engine& e, const carray<int64_t>& dst, const Sums& sum_img, const Sums& sum_txt) {
+  if (sum_img.ndim() != 2 || sum_img.shape(1) != e.d() || sum_txt.ndim() != 2 ||
+      sum_txt.shape(0) != sum_img.shape(0) || sum_txt.shape(1) != e.d())
+    throw py::value_error("sum_img and sum_txt must be float64 (rows, d) C arrays");
+  for (int64_t t = 0; t < dst.size(); ++t)
+    if (dst.data()[t] < 0 || dst.data()[t] >= sum_img.shape(0)) throw py::value_error("dst out of range");
+}
 
 }  // namespace
 
@@ -113,29 +123,19 @@ PYBIND11_MODULE(_core, m) {
            py::arg("w_easy"), py::arg("w_center"), py::arg("w_red"), py::arg("extra"), py::arg("pool_n") = -1,
            py::arg("other_img") = py::none(), py::arg("other_txt") = py::none())
       .def("add_class_sums",
-           [](const Engine& e, carray<int64_t> dst, py::array_t<double, py::array::c_style> sum_img,
-              py::array_t<double, py::array::c_style> sum_txt) {
+           [](const Engine& e, carray<int64_t> dst, Sums sum_img, Sums sum_txt) {
              if (dst.size() != e.num_classes()) throw py::value_error("dst must have one entry per class");
-             if (sum_img.ndim() != 2 || sum_img.shape(1) != e.d() || sum_txt.ndim() != 2 ||
-                 sum_txt.shape(0) != sum_img.shape(0) || sum_txt.shape(1) != e.d())
-               throw py::value_error("sum_img and sum_txt must be float64 (rows, d) C arrays");
-             for (int64_t c = 0; c < e.num_classes(); ++c)
-               if (dst.data()[c] < 0 || dst.data()[c] >= sum_img.shape(0)) throw py::value_error("dst out of range");
+             check_sums(e, dst, sum_img, sum_txt);
              double *si = sum_img.mutable_data(), *st = sum_txt.mutable_data();
              py::gil_scoped_release nogil;
              e.add_class_sums(dst.data(), si, st);
            },
            "Add each class's stored rows, in order, to rows dst[c] of the float64 sums (in place)")
       .def("add_row_sums",
-           [](const Engine& e, carray<int64_t> dst, py::array_t<double, py::array::c_style> sum_img,
-              py::array_t<double, py::array::c_style> sum_txt) {
+           [](const Engine& e, carray<int64_t> dst, Sums sum_img, Sums sum_txt) {
              if (e.num_classes() != 1 || dst.size() > e.n())
                throw py::value_error("add_row_sums: an engine of one class, at most n rows");
-             if (sum_img.ndim() != 2 || sum_img.shape(1) != e.d() || sum_txt.ndim() != 2 ||
-                 sum_txt.shape(0) != sum_img.shape(0) || sum_txt.shape(1) != e.d())
-               throw py::value_error("sum_img and sum_txt must be float64 (rows, d) C arrays");
-             for (int64_t s = 0; s < dst.size(); ++s)
-               if (dst.data()[s] < 0 || dst.data()[s] >= sum_img.shape(0)) throw py::value_error("dst out of range");
+             check_sums(e, dst, sum_img, sum_txt);
              double *si = sum_img.mutable_data(), *st = sum_txt.mutable_data();
              py::gil_scoped_release nogil;
              e.add_row_sums(dst.data(), dst.size(), si, st);
