@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clipcov_fast import cli
-from clipcov_fast.experiment import configs, run as experiment
+from clipcov_fast.experiment import configs, recipes, run as experiment
 from clipcov_fast.pipeline import embed, models, towers
 from conftest import needs_fashion
 
@@ -21,10 +21,14 @@ TINY = ["--set", "pool=200", "--set", "proxy_pairs=100", "--set", "test=100", "-
 @needs_fashion
 def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     work, out = tmp_path / "work", tmp_path / "out"
+    study = tmp_path / "study.json"  # clipcov_recipe's recipe, as `clipcov study` writes it
+    recipe = recipes.candidates(())["redundancy_10"]
+    study.write_text(json.dumps({"chosen": {"name": "redundancy_10", "recipe": recipe, "decision": "a test's",
+                                            "changes": recipes.changes(recipe)}}))
     argv = ["experiment", "--work", str(work), "--out", str(out), "--proxy", "tiny-clip", "--jobs", "1",
-            "--no-progress", *TINY]
+            "--no-progress", *TINY, "--set", f"study={study}"]
     assert cli.main(argv) == 0
-    assert "experiment quick: 12 students" in capsys.readouterr().out
+    assert "experiment quick: 13 students" in capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
     assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
@@ -40,6 +44,7 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
         assert sum(s["fractions"].values()) == pytest.approx(1.0)
     md = (out / "results.md").read_text()
     assert "| ClipCov (proportional) |" in md and "| full pool (220 pairs) |" in md and "tiny-clip" in md
+    assert "| ClipCov (study's recipe `redundancy_10`: redundancy weight 10 (paper: 1)) |" in md
     assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
     assert "paired differences" in md
     assert set(report["comparisons_by_metric"]) == {"shifted_mean", "linear_probe", "synonym_retrieval_p10"}
@@ -49,7 +54,7 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
-    assert len(stamp) == 12
+    assert len(stamp) == 13
     assert cli.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 

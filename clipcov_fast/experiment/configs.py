@@ -7,7 +7,8 @@ from ..pipeline.pools.fashion import WORDS
 
 # keys of results.json; see docs/experiment.md for what each one selects
 METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas", "xcov", "random",
-           "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data")
+           "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data",
+           "clipcov_recipe")
 WHOLE = ("full", "proxy_data")  # a student on a whole table (the pool, fashion-proxy), one per seed
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
 # Photo prompts, averaged per class by open_clip. They overlap the pool's caption templates
@@ -49,6 +50,7 @@ class Config:
     shift: int = 1000  # test images per shift of fashion-mnist-shifted (inverted, rotated, blurred, sketch)
     probe: int = 3000  # fashion-proxy images the linear probe on student features is fitted on
     pool_seed: int = 0
+    study: str = "docs/study.json"  # `clipcov study`'s result, whose chosen recipe `clipcov_recipe` applies
 
 
 HEADLINE = ("clipcov", "random", "clip_score", "clip_score_balanced", "full")
@@ -108,6 +110,9 @@ def _check(cfg):
         if not sep or not model or not Path(ckpt).is_file():
             raise ValueError(f"config: proxy must be one of {PROXIES} or MODEL=CHECKPOINT with an existing "
                              f"checkpoint file, got {cfg.proxy!r}")
+    if "clipcov_recipe" in cfg.methods:  # before anything runs: the study's result must be there
+        from .recipes import load
+        load(cfg.study)
     for b in cfg.budgets:
         if int(b * cfg.pool) < cfg.batch_size // 4:
             raise ValueError(f"config: a {b:.0%} subset of {cfg.pool} pairs is tiny next to batch_size "

@@ -14,11 +14,19 @@ LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (globa
           "clipcov_released": "ClipCov (released greedy)", "clipcov_true_quotas": "ClipCov (true-label classes)",
           "xcov": "xcov", "random": "random", "random_stratified": "stratified random", "clip_score": "CLIP score",
           "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup", "full": "full pool",
-          "proxy_data": "fashion-proxy (the proxy's data)"}
+          "proxy_data": "fashion-proxy (the proxy's data)", "clipcov_recipe": "ClipCov (study's recipe)"}
 EXTRA = {"shifted_mean": "Shifted test set: zero-shot top-1, mean of the four shifts",
          "linear_probe": "Linear probe top-1 (fitted on fashion-proxy, scored on test)",
          "synonym_retrieval_p10": "Synonym text-to-image retrieval, precision@10"}
 KINDS = ("clean", "misaligned", "generic", "near_duplicate")
+
+
+def labels_for(report):
+    """LABELS, with clipcov_recipe's row naming what the study's recipe changes."""
+    r = report.get("recipe")
+    if not r:
+        return LABELS
+    return {**LABELS, "clipcov_recipe": f"ClipCov (study's recipe `{r['name']}`: {r['changes']})"}
 
 
 def summarize(students):
@@ -58,7 +66,8 @@ def _pm(stat, scale=100):
 
 def markdown(report, summary):
     cfg, proxy = report["config"], report["proxy"]
-    methods = [m for m in LABELS if any(k[0] == m for k in summary)]
+    labels = labels_for(report)
+    methods = [m for m in labels if any(k[0] == m for k in summary)]
     budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     z = proxy["zero_shot_on_test"]
     lines = [
@@ -78,6 +87,8 @@ def markdown(report, summary):
         f"- Students: a fresh `{cfg['student']}` per subset, {cfg['steps']} steps of batch {cfg['batch_size']} "
         f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
         f"{', '.join(map(str, cfg['seeds']))}.",
+        *([f"- `clipcov_recipe`: the recipe `clipcov study` chose on fashion-val, `{report['recipe']['name']}`: "
+           f"{report['recipe']['changes']} ({report['recipe']['decision']}; docs/study.md)."] if report.get("recipe") else []),
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
         f"seeds (descriptive; comparisons are in the paired table below); class embedding = mean of the prompts {', '.join(repr(t) for t in report['templates'])} over the "
         f"class names {', '.join(report['class_names'])}" + _choice(report) + ".",
@@ -90,9 +101,9 @@ def markdown(report, summary):
     for m in methods:
         if m in WHOLE:
             stat = next(v for k, v in summary.items() if k[0] == m)
-            lines.append(f"| {LABELS[m]} ({stat['pairs']} pairs) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
+            lines.append(f"| {labels[m]} ({stat['pairs']} pairs) | " + " | ".join(_pm(stat["top1"]) for _ in budgets) + " |")
         else:
-            lines.append(f"| {LABELS[m]} | " + " | ".join(
+            lines.append(f"| {labels[m]} | " + " | ".join(
                 _pm(summary[(m, b)]["top1"]) if (m, b) in summary else "" for b in budgets) + " |")
     for b in budgets:
         lines += ["", f"## What each {b:.0%} subset holds (top-5, per-class recall, and the pool's own records)", "",
@@ -105,7 +116,7 @@ def markdown(report, summary):
                 continue
             s = summary[key]
             f = s["fractions"]
-            lines.append(f"| {LABELS[m]} | {_pm(s['top1'])} | {_pm(s['top5'])} | {_pm(s['mean_per_class_recall'])} "
+            lines.append(f"| {labels[m]} | {_pm(s['top1'])} | {_pm(s['top5'])} | {_pm(s['mean_per_class_recall'])} "
                          f"| {s['pairs']} | {s['distinct_images']:.0f} | " +
                          " | ".join(f"{100 * f[k]:.0f}%" for k in KINDS) +
                          f" | {' '.join(f'{c:g}' for c in s['class_counts'])} |")
@@ -118,8 +129,8 @@ def markdown(report, summary):
                   "text-to-image retrieval at class level, precision@10 of captions such as 'jumper' or "
                   "'chelsea boots' over the test images.", "",
                   "| method | budget | shifted | linear probe | synonyms P@10 |", "|---|---:|---:|---:|---:|"]
-        for (m, b), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(LABELS).index(kv[0][0]))):
-            lines.append(f"| {LABELS[m]} | {'whole' if m in WHOLE else f'{b:.0%}'} | {_pm(v['shifted_mean'])} | "
+        for (m, b), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(labels).index(kv[0][0]))):
+            lines.append(f"| {labels[m]} | {'whole' if m in WHOLE else f'{b:.0%}'} | {_pm(v['shifted_mean'])} | "
                          f"{_pm(v['linear_probe'])} | {_pm(v['synonym_retrieval_p10'])} |")
     pl = proxy.get("pool_labels")
     if pl:
@@ -129,10 +140,10 @@ def markdown(report, summary):
                   "; precision per label 0-9: " +
                   " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_precision"]) + " (%)."]
     lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
-        report.get("comparisons", []), budgets, n_seeds)
+        report.get("comparisons", []), budgets, n_seeds, labels)
     for metric, rows in report.get("comparisons_by_metric", {}).items():
         lines += [f"### {EXTRA[metric]}", "", "The same paired comparison on this score (Holm over the methods, "
-                  "within this score).", ""] + _paired_table(rows, budgets)
+                  "within this score).", ""] + _paired_table(rows, budgets, labels)
     lines += [
         "",
         f"Stage times (s): {', '.join(f'{k} {v:g}' for k, v in report['stage_seconds'].items())}. "
@@ -166,7 +177,7 @@ def estimate_seconds(report, cfg):
             + n * per_student / cfg["jobs"])
 
 
-def verdict(comparisons, budgets, n_seeds):
+def verdict(comparisons, budgets, n_seeds, labels=LABELS):
     """The report's statements: one per method and budget, each read off its paired interval against
     ClipCov (proportional) and Holm's correction; nothing else is said."""
     out = ["Each row: the method's zero-shot top-1 minus ClipCov (proportional)'s, paired by seed (the same "
@@ -175,10 +186,10 @@ def verdict(comparisons, budgets, n_seeds):
            "difference says only that these seeds cannot tell the two apart." +
            (" With 2 seeds a paired-t interval has 1 degree of freedom (critical value 12.7), so almost "
             "nothing resolves." if n_seeds == 2 else ""), ""]
-    return out + _paired_table(comparisons, budgets)
+    return out + _paired_table(comparisons, budgets, labels)
 
 
-def _paired_table(comparisons, budgets):
+def _paired_table(comparisons, budgets, labels=LABELS):
     out = []
     for b in budgets:
         rows = [c for c in comparisons if c["budget"] == b]
@@ -189,7 +200,7 @@ def _paired_table(comparisons, budgets):
         for c in sorted(rows, key=lambda c: -c["mean"]):
             ci = "" if c["low"] is None else f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}"
             word = ("yes: above" if c["mean"] > 0 else "yes: below") if c["resolved"] else "no"
-            out.append(f"| {LABELS.get(c['method'], c['method'])} | {100 * c['mean']:+.1f} | {ci} | "
+            out.append(f"| {labels.get(c['method'], c['method'])} | {100 * c['mean']:+.1f} | {ci} | "
                        f"{c['p_holm']:.3g} | {word} | {c['n']} |")
         out.append("")
     return out

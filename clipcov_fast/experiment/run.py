@@ -25,6 +25,7 @@ from ..pipeline.labels import label
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
+from . import recipes
 from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_students
@@ -118,6 +119,13 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
                     whole = rows if method == "full" else np.arange(len(pool_labels(proxy_pool)))
                     subsets[(method, 1.0, seed)], pool_rows[(method, 1.0, seed)] = folder / "pairs.tsv", whole
                     continue
+                out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
+                if method == "clipcov_recipe":  # the recipe `clipcov study` chose on fashion-val
+                    idx = recipes.select(recipes.load(cfg.study)["recipe"], img, txt, k, labels=labels,
+                                         class_emb=class_emb, num_threads=cfg.threads)
+                    subsets[key] = Path(write_subset(emb, idx, out, manifest))
+                    pool_rows[key] = rows[np.sort(idx)]
+                    continue
                 name, budget_rule, y = method, "proportional", labels
                 if method == "clipcov_global":
                     name, budget_rule = "clipcov", "global"
@@ -125,7 +133,6 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
                     name, y = "clipcov", true
                 sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
                                  seed=seed, num_threads=cfg.threads, device="cpu")
-                out = work / "subsets" / f"{method}-{budget:g}-s{seed}.tsv"
                 subsets[key] = Path(write_subset(emb, sel.indices, out, manifest))
                 pool_rows[key] = rows[np.sort(sel.indices)]
     return subsets, pool_rows
@@ -145,19 +152,11 @@ def diagnostics(folder, pool_rows):
             "distinct_images": int(len(np.unique(source[r])))}
 
 
-def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
-    """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
-    cfg = make_config(config, **overrides)
-    work = Path(work or f"runs/experiment-{cfg.name}")
-    work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    times = {}
-    threads(cfg.threads)
-
-    def stage(name):
-        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
-        log.info("experiment %s: %s done (%.0f s so far)", cfg.name, name, time.perf_counter() - t0)
-
+def prepare(cfg, work, stage=lambda name: None):
+    """The stages before selection, shared by the experiment and the study: pools, the proxy, the class
+    names chosen on fashion-val, the pool's proxy embeddings and zero-shot labels. `stage(name)` is called
+    after each. Returns {web, proxy_pool, test, val, shifted, model, ckpt, choice, class_names, emb,
+    templates, classes}; everything is cached in WORK."""
     pools = work / "pools"
     web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools)
     proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
@@ -178,6 +177,37 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     templates, classes = prompt_files(work, class_names)
     label(emb, classes, templates)
     stage("embed+labels")
+    return {"web": web, "proxy_pool": proxy_pool, "test": test, "val": val, "shifted": shifted, "model": model,
+            "ckpt": ckpt, "choice": choice, "class_names": class_names, "emb": emb, "templates": templates,
+            "classes": classes}
+
+
+def student_task(cfg, run_dir, data, seed, scored_on, templates, classes, **extra):
+    """One student's task for students.train_students: train on table `data`, score zero-shot on the
+    folder `scored_on` (plus the extra scores named in `extra`: shifted, probe, synonyms)."""
+    return {"run": str(Path(run_dir).resolve()), "data": str(Path(data).resolve()), "student": cfg.student,
+            "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": seed,
+            "test": str(Path(scored_on).resolve()), "templates": templates, "classes": classes,
+            "data_sha256": models.file_sha256(data), **extra}
+
+
+def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
+    """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
+    cfg = make_config(config, **overrides)
+    work = Path(work or f"runs/experiment-{cfg.name}")
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    times = {}
+    threads(cfg.threads)
+
+    def stage(name):
+        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
+        log.info("experiment %s: %s done (%.0f s so far)", cfg.name, name, time.perf_counter() - t0)
+
+    prep = prepare(cfg, work, stage)
+    web, proxy_pool, test, shifted, emb = (prep[k] for k in ("web", "proxy_pool", "test", "shifted", "emb"))
+    model, ckpt, choice, class_names = prep["model"], prep["ckpt"], prep["choice"], prep["class_names"]
+    templates, classes = prep["templates"], prep["classes"]
     key = [ckpt, models.file_sha256(ckpt), cfg.proxy_eval, cfg.test, TEMPLATES, class_names]
     proxy_res = _cached_json(work / "proxy-eval.json", key, lambda: evaluate.evaluate(
         model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
@@ -186,12 +216,9 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     subsets, pool_rows = select_subsets(cfg, work, web, emb, proxy_pool)
     diag = {key: diagnostics(proxy_pool if key[0] == "proxy_data" else web, rows) for key, rows in pool_rows.items()}
     stage("select")
-    tasks = {key: {"run": str((work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}").resolve()),
-                   "data": str(Path(path).resolve()), "student": cfg.student, "steps": cfg.steps,
-                   "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": key[2], "test": str(test.resolve()),
-                   "templates": templates, "classes": classes, "data_sha256": models.file_sha256(path),
-                   "shifted": str(shifted.resolve()), "probe": str(proxy_pool.resolve()),
-                   "probe_limit": cfg.probe, "synonyms": [list(s) for s in SYNONYMS]}
+    tasks = {key: student_task(cfg, work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}", path, key[2], test,
+                               templates, classes, shifted=str(shifted.resolve()), probe=str(proxy_pool.resolve()),
+                               probe_limit=cfg.probe, synonyms=[list(s) for s in SYNONYMS])
              for key, path in subsets.items()}
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
@@ -202,6 +229,7 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
                         "pool_labels": proxy_label_accuracy(web, emb)},
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
                        "pairs": len(np.load(emb / "rows.npy"))},
+              **({"recipe": recipes.load(cfg.study)} if "clipcov_recipe" in cfg.methods else {}),
               "stage_seconds": times, "total_seconds": round(time.perf_counter() - t0, 1),
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
