@@ -42,6 +42,15 @@ def save_text(path, text):
         tmp.write_text(text)
 
 
+def save_png(path, fig, dpi=110):
+    """A matplotlib figure as a PNG (atomic), then closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+
 def _plain(x):
     if isinstance(x, np.generic):
         return x.item()

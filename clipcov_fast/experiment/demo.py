@@ -48,9 +48,7 @@ def plot(path, results, labels, kind, classes):
     ax.set(title="what each subset holds", ylabel="share of subset", ylim=(0, 1.25))
     ax.legend(fontsize=8, ncol=2, loc="upper center")
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    files.save_png(path, fig)
 
 
 def run_demo(out, n=20000, d=64, classes=20, fraction=0.1, seed=0):

@@ -245,9 +245,7 @@ def plot(path, summary):
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    files.save_png(path, fig)
 
 
 def write_report(report, out):

@@ -191,18 +191,27 @@ def student_task(cfg, run_dir, data, seed, scored_on, templates, classes, **extr
             "data_sha256": models.file_sha256(data), **extra}
 
 
+class Stages:
+    """The seconds of each stage of a run; stage(name) ends one and logs it."""
+
+    def __init__(self, what):
+        self.what, self.t0, self.seconds = what, time.perf_counter(), {}
+
+    def __call__(self, name):
+        self.seconds[name] = round(time.perf_counter() - self.t0 - sum(self.seconds.values()), 1)
+        log.info("%s: %s done (%.0f s so far)", self.what, name, self.total())
+
+    def total(self):
+        return round(time.perf_counter() - self.t0, 1)
+
+
 def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
     """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
     cfg = make_config(config, **overrides)
     work = Path(work or f"runs/experiment-{cfg.name}")
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    times = {}
+    stage = Stages(f"experiment {cfg.name}")
     threads(cfg.threads)
-
-    def stage(name):
-        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
-        log.info("experiment %s: %s done (%.0f s so far)", cfg.name, name, time.perf_counter() - t0)
 
     prep = prepare(cfg, work, stage)
     web, proxy_pool, test, shifted, emb = (prep[k] for k in ("web", "proxy_pool", "test", "shifted", "emb"))
@@ -230,7 +239,7 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
                        "pairs": len(np.load(emb / "rows.npy"))},
               **({"recipe": recipes.load(cfg.study)} if "clipcov_recipe" in cfg.methods else {}),
-              "stage_seconds": times, "total_seconds": round(time.perf_counter() - t0, 1),
+              "stage_seconds": stage.seconds, "total_seconds": stage.total(),
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
                             "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],

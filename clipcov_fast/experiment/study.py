@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +77,8 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
     cfg = make_config(config, **overrides)
     work = Path(work or f"runs/experiment-{cfg.name}")  # the experiment's work folder: its stages are reused
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    times = {}
+    stage = experiment.Stages(f"study {cfg.name}")
     threads(cfg.threads)
-
-    def stage(name):
-        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
-        log.info("study %s: %s done (%.0f s so far)", cfg.name, name, time.perf_counter() - t0)
 
     prep = experiment.prepare(cfg, work, stage)
     emb, web = prep["emb"], prep["web"]
@@ -124,8 +118,8 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
              "students": students, "comparisons": comparisons, "decision": decision,
              "chosen": {"name": chosen, "recipe": cands[chosen], "changes": recipes.changes(cands[chosen]),
                         "decision": decision["reason"]},
-             "test": test, "not_done": list(NOT_DONE), "stage_seconds": times,
-             "total_seconds": round(time.perf_counter() - t0, 1)}
+             "test": test, "not_done": list(NOT_DONE), "stage_seconds": stage.seconds,
+             "total_seconds": stage.total()}
     paths = write_study(study, Path(out))
     log.info("wrote %s", ", ".join(map(str, paths)))
     return study

@@ -120,9 +120,7 @@ def plot(path, study):
            title=f"candidate minus the paper's ClipCov on fashion-val, {len(study['config']['seeds'])} seeds\n"
                  "green/red: resolved above/below (Holm), gray: not resolved")
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    files.save_png(path, fig)
 
 
 def write_study(study, out):
