@@ -1,5 +1,5 @@
 # make demo  - set up and run the main job on the built-in default data: the quick miniature experiment
-#              (12 min from a fresh clone on 2 cores; results in demo_out/results.md and .png)
+#              (10 min from a fresh clone on 2 cores; results in demo_out/results.md and .png)
 # make test  - set up and run the tests
 # make bench - set up and run the benchmarks (heavy; results in bench/results and docs/benchmarks.md)
 PY := .venv/bin/python
