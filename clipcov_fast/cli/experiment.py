@@ -20,13 +20,30 @@ def parse_set(items):
     return out
 
 
+def invoked_command():
+    """The command line as typed, for the report (None when called from Python)."""
+    if sys.argv and sys.argv[0].endswith(("clipcov", "__main__.py")):
+        return "clipcov " + " ".join(sys.argv[1:])
+    return None
+
+
+def add_run_args(p, outputs, work_help):
+    """Flags shared by experiment and study: --set, --jobs, --work, --out, --no-progress."""
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable), "
+                                                                        "e.g. --set seeds=[0,1,2]")
+    p.add_argument("--jobs", type=int, help="students trained at once (one thread each)")
+    p.add_argument("--work", help=work_help)
+    p.add_argument("--out", default="docs", help=f"where {outputs} go (default docs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def cmd_experiment(args):
     overrides = parse_set(args.set)
     for name in ("jobs", "proxy"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
-    command = "clipcov " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("clipcov", "__main__.py")) else None
-    report = run(args.config, args.work, args.out, progress=not args.no_progress, command=command, **overrides)
+    report = run(args.config, args.work, args.out, progress=not args.no_progress, command=invoked_command(),
+                 **overrides)
     print(f"experiment {report['config']['name']}: {len(report['students'])} students in "
           f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'}")
 
@@ -36,14 +53,9 @@ def register(sub):
                        description="Select subsets of the built-in fashion-web pool with every method, train a "
                                    "student CLIP on each, score them zero-shot on fashion-mnist-test, and write "
                                    "OUT/results.md, results.json and results.png.")
-    p.add_argument("--config", default="quick", help="quick (about 12 minutes on 2 cores), full, or a JSON file "
+    p.add_argument("--config", default="quick", help="quick (about 10 minutes on 2 cores), full, or a JSON file "
                                                     "of Config fields (with an optional \"base\")")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable), "
-                                                                        "e.g. --set seeds=[0] --set steps=200")
     p.add_argument("--proxy", help="lite0-minilm (default: frozen pretrained towers + heads fitted on "
                                    "fashion-proxy), tiny-clip, or MODEL=CHECKPOINT (a real CLIP)")
-    p.add_argument("--jobs", type=int, help="students trained at once (one thread each)")
-    p.add_argument("--work", help="work folder, reused by reruns (default runs/experiment-CONFIG)")
-    p.add_argument("--out", default="docs", help="where results.md/.json/.png go (default docs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_args(p, "results.md/.json/.png", "work folder, reused by reruns (default runs/experiment-CONFIG)")
     p.set_defaults(func=cmd_experiment)

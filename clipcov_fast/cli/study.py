@@ -1,9 +1,8 @@
 """`clipcov study`: issue 11's "beyond the paper" study of ClipCov's recipe, decided on fashion-val."""
-import sys
 from pathlib import Path
 
 from ..experiment.study import run
-from .experiment import parse_set
+from .experiment import add_run_args, invoked_command, parse_set
 
 
 def cmd_study(args):
@@ -13,9 +12,8 @@ def cmd_study(args):
     clusters = tuple(int(k) for k in args.clusters.split(",") if k.strip()) if args.clusters else ()
     if any(k < 2 for k in clusters):
         raise ValueError(f"--clusters must be integers of at least 2, got {args.clusters!r}")
-    command = "clipcov " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("clipcov", "__main__.py")) else None
     study = run(args.config, args.work, args.out, budget=args.budget, clusters=clusters,
-                progress=not args.no_progress, command=command, **overrides)
+                progress=not args.no_progress, command=invoked_command(), **overrides)
     print(f"study {study['config']['name']}: {len(study['students'])} students in "
           f"{study['total_seconds'] / 60:.1f} min; chosen {study['chosen']['name']}; wrote {Path(args.out) / 'study.md'}")
 
@@ -30,13 +28,9 @@ def register(sub):
                                    "experiment's clipcov_recipe reads the chosen recipe from study.json.")
     p.add_argument("--config", default="quick", help="the experiment config whose pool, proxy, students and "
                                                     "seeds are used (quick, full, or a JSON file)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable), "
-                                                                        "e.g. --set seeds=[0,1,2]")
     p.add_argument("--budget", type=float, default=0.1, help="subset size as a fraction of the pool (default 0.1)")
     p.add_argument("--clusters", default="5,10,20,50,100", help="K of the k-means candidates, comma-separated "
                                                                "(empty: none)")
-    p.add_argument("--jobs", type=int, help="students trained at once (one thread each)")
-    p.add_argument("--work", help="work folder, shared with `clipcov experiment` (default runs/experiment-CONFIG)")
-    p.add_argument("--out", default="docs", help="where study.md/.json/.png go (default docs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_args(p, "study.md/.json/.png", "work folder, shared with `clipcov experiment` (default "
+                                          "runs/experiment-CONFIG)")
     p.set_defaults(func=cmd_study)
