@@ -7,6 +7,7 @@ import pytest
 
 from clipcov_fast import cli
 from clipcov_fast.experiment import configs, recipes, run as experiment
+from clipcov_fast.experiment.sweep import run as sweep_run
 from clipcov_fast.pipeline import embed, models, towers
 from conftest import needs_fashion
 
@@ -54,7 +55,8 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
-    assert len(stamp) == 13
+    distinct = {f.read_bytes() for f in (work / "subsets").glob("*.tsv")}  # identical subsets share a student
+    assert len(stamp) == len(distinct) + 2  # + full and proxy_data
     assert cli.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
@@ -91,6 +93,10 @@ def test_python_api_with_the_locked_tower_proxy(tmp_path):
     ({"proxy": "RN50=/no/such.pt"}, "proxy must be one of"),
     ({"pool": 50, "batch_size": 512}, "tiny next to batch_size"),
     ({"jobs": True}, "jobs must be a positive integer"),
+    ({"budget_seeds": {"0.2": [0]}}, "budget_seeds must map budgets"),
+    ({"budget_seeds": {"0.1": [7]}}, "budget_seeds must map budgets"),
+    ({"budget_seeds": {"ten": [0]}}, "budget_seeds keys must be budgets"),
+    ({"misaligned": 0.95}, "misaligned must be a fraction"),
 ])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -108,10 +114,14 @@ def test_quick_config_is_the_headline():
 
 def test_config_files_and_cli_errors(tmp_path, capsys):
     path = tmp_path / "mine.json"
-    path.write_text(json.dumps({"base": "full", "seeds": [4], "steps": 50}))
+    path.write_text(json.dumps({"base": "full", "seeds": [1], "steps": 50}))
     cfg = configs.make_config(str(path))
-    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (4,), 50, (0.05, 0.1, 0.3))
+    assert (cfg.name, cfg.seeds, cfg.steps, cfg.budgets) == ("mine", (1,), 50, (0.05, 0.1, 0.3))
     assert configs.make_config("quick", budgets=0.2).budgets == (0.2,)
+    full = configs.make_config("full")  # 3 seeds at 30%, for time; the seeds override narrows them
+    assert (full.seeds_for(0.1), full.seeds_for(0.3)) == ((0, 1, 2, 3, 4), (0, 1, 2))
+    assert configs.make_config("full", seeds=[2, 4]).seeds_for(0.3) == (2,)
+    assert configs.make_config("quick", budget_seeds={"0.1": [1, 3]}).seeds_for(0.1) == (1, 3)
     with pytest.raises(ValueError, match="--config must be one of"):
         configs.make_config("huge")
     assert cli.main(["experiment", "--set", "steps=-3", "--work", str(tmp_path / "w")]) == 2
@@ -138,3 +148,51 @@ def test_lite0_minilm_without_checkpoint_fits_default_heads_once(tmp_path, monke
     models.load(towers.NAME)
     assert heads.stat().st_mtime_ns == stamp
     assert net.encode_text(tok(["a dress"]), normalize=True).shape == (1, 128)
+
+
+def test_identical_tasks_share_one_student(monkeypatch):
+    """clipcov_recipe = the paper's recipe gives ClipCov's subset bytes: one student for both keys."""
+    from clipcov_fast.experiment import students
+
+    trained = []
+
+    def fake(tasks, jobs, progress=True):
+        for key, task in tasks.items():
+            trained.append(key)
+            yield key, {"seed": task["seed"], "from": key}
+
+    monkeypatch.setattr(students, "train_students", fake)
+    base = {"data_sha256": "abc", "seed": 0, "steps": 3}
+    tasks = {("clipcov", 0.1, 0): {**base, "run": "r/a", "data": "a.tsv"},
+             ("clipcov_recipe", 0.1, 0): {**base, "run": "r/b", "data": "b.tsv"},
+             ("clipcov", 0.1, 1): {**base, "seed": 1, "run": "r/c", "data": "a.tsv"},
+             ("random", 0.1, 0): {**base, "data_sha256": "def", "run": "r/d", "data": "d.tsv"}}
+    out = students.train_unique(tasks, jobs=1, progress=False)
+    assert trained == [("clipcov", 0.1, 0), ("clipcov", 0.1, 1), ("random", 0.1, 0)]
+    assert out[("clipcov_recipe", 0.1, 0)] == out[("clipcov", 0.1, 0)] == {"seed": 0, "from": ("clipcov", 0.1, 0)}
+    assert out[("clipcov", 0.1, 1)]["seed"] == 1 and out[("random", 0.1, 0)]["from"] == ("random", 0.1, 0)
+
+
+@needs_fashion
+def test_sweep_over_corruption_rates(tmp_path, capsys):
+    """One experiment per rate, each on a pool with that share of misaligned captions, one report across."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    tiny = TINY[:-2]  # all but its methods
+    argv = ["sweep", "--rates", "0.1,0.6", "--work", str(work), "--out", str(out), "--jobs", "1", "--no-progress",
+            *tiny, "--set", 'methods=["clipcov", "random", "full"]', "--set", "proxy=tiny-clip"]
+    assert cli.main(argv) == 0
+    assert "sweep quick: 2 rates" in capsys.readouterr().out
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [r["misaligned"] for r in sweep["runs"]] == [0.1, 0.6]
+    for r in sweep["runs"]:  # each pool holds its rate of misaligned base images (binomial, n = 200)
+        share = r["pool"]["misaligned"] / 200
+        assert abs(share - r["misaligned"]) < 4 * np.sqrt(r["misaligned"] * (1 - r["misaligned"]) / 200)
+        assert {(t["method"], t["budget"]) for t in r["top1"]} == {("clipcov", 0.25), ("random", 0.25), ("full", 1.0)}
+        assert {c["method"] for c in r["comparisons"]} == {"random", "full"}
+    md = (out / "sweep.md").read_text()
+    assert "| method | 10% misaligned | 60% misaligned |" in md and "| random |" in md
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "misaligned-0.6" / "results.md").is_file()
+    with pytest.raises(ValueError, match="misaligned must be a fraction"):  # checked before anything runs
+        sweep_run("quick", (0.15, 0.95), tmp_path / "w2")
+    assert not (tmp_path / "w2").exists()

@@ -1,12 +1,14 @@
 """`clipcov data build NAME --out DIR`: make a built-in pool from installed Debian packages."""
 from ..pipeline import pools
 from ..pipeline.pools.debian import MissingPackage
+from ..pipeline.pools.fashion import NOISE
 
 
 def cmd_build(args):
-    options = {"ood": args.ood} if args.name == "fashion-web" else {}
-    if args.ood and args.name != "fashion-web":
-        raise ValueError("--ood applies to fashion-web only")
+    options = {"ood": args.ood, "misaligned": args.misaligned} if args.name == "fashion-web" else {}
+    for flag, value, default in (("--ood", args.ood, 0.0), ("--misaligned", args.misaligned, NOISE["misaligned"])):
+        if value != default and args.name != "fashion-web":
+            raise ValueError(f"{flag} applies to fashion-web only")
     try:
         m = pools.build(args.name, args.out, limit=args.limit, seed=args.seed, **options)
     except MissingPackage as e:
@@ -30,4 +32,7 @@ def register(sub):
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--ood", type=float, default=0.0,
                    help="fashion-web: add this fraction of clip-art and emoji pairs as out-of-domain data")
+    b.add_argument("--misaligned", type=float, default=NOISE["misaligned"],
+                   help="fashion-web: the share of base images captioned as another class (default "
+                        f"{NOISE['misaligned']:g})")
     b.set_defaults(func=cmd_build)

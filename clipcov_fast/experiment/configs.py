@@ -3,13 +3,15 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..pipeline.pools.fashion import WORDS
+from ..pipeline.pools.fashion import NOISE, WORDS
 
 # keys of results.json; see docs/experiment.md for what each one selects
 METHODS = ("clipcov", "clipcov_global", "clipcov_released", "clipcov_true_quotas", "xcov", "random",
            "random_stratified", "clip_score", "clip_score_balanced", "semdedup", "full", "proxy_data",
            "clipcov_recipe")
 WHOLE = ("full", "proxy_data")  # a student on a whole table (the pool, fashion-proxy), one per seed
+# the committed study's result (docs/study.json of this source tree), whatever the working directory
+STUDY = Path(__file__).resolve().parents[2] / "docs" / "study.json"
 PROXIES = ("lite0-minilm", "tiny-clip")  # or MODEL=CHECKPOINT, a real CLIP
 # Photo prompts, averaged per class by open_clip. They overlap the pool's caption templates
 # (pipeline/pools/fashion.py): "{}" is one of them, "a photo of a {}." and "a black and white photo of the
@@ -36,6 +38,7 @@ class Config:
     test: int  # fashion-mnist-test images the students are scored on
     budgets: tuple  # subset sizes as fractions of the pool
     seeds: tuple  # one student (and one random / SemDeDup subset) per seed
+    budget_seeds: dict = dataclasses.field(default_factory=dict)  # {budget: fewer seeds} where time demands
     methods: tuple = METHODS
     student: str = "clipcov-tiny"
     steps: int = 600
@@ -50,7 +53,12 @@ class Config:
     shift: int = 1000  # test images per shift of fashion-mnist-shifted (inverted, rotated, blurred, sketch)
     probe: int = 3000  # fashion-proxy images the linear probe on student features is fitted on
     pool_seed: int = 0
-    study: str = "docs/study.json"  # `clipcov study`'s result, whose chosen recipe `clipcov_recipe` applies
+    misaligned: float = NOISE["misaligned"]  # fashion-web's corruption rate: base images captioned as another class
+    study: str = str(STUDY)  # `clipcov study`'s result, whose chosen recipe `clipcov_recipe` applies
+
+    def seeds_for(self, budget):
+        """The seeds trained at `budget` (a fraction of the pool): those of `seeds` that budget_seeds allows."""
+        return tuple(s for s in self.seeds if s in self.budget_seeds.get(budget, self.seeds))
 
 
 HEADLINE = ("clipcov", "random", "clip_score", "clip_score_balanced", "full")
@@ -59,9 +67,11 @@ CONFIGS = {
     # short students (200 steps of 64)
     "quick": Config("quick", pool=4000, proxy_pairs=3000, test=2000, budgets=(0.1,), seeds=(0, 1, 2, 3, 4),
                     methods=HEADLINE, steps=200, batch_size=64, proxy_eval=1000, val=1000, shift=500, probe=2000),
-    # issue 11's full run (not run yet): a 17,600-pair pool, 3 budgets, every method, 5 seeds, all test images
+    # issue 11's full run: a 17,600-pair pool, 3 budgets, every method, 5 seeds (3 at 30%, for time), all test
+    # images
     "full": Config("full", pool=16000, proxy_pairs=10000, test=10000, budgets=(0.05, 0.1, 0.3),
-                   seeds=(0, 1, 2, 3, 4), steps=600, val=5000, shift=2500, probe=10000),
+                   seeds=(0, 1, 2, 3, 4), budget_seeds={0.3: (0, 1, 2)}, steps=600, val=5000, shift=2500,
+                   probe=10000),
 }
 
 
@@ -85,6 +95,12 @@ def make_config(base="quick", **overrides):
     for key in ("budgets", "seeds", "methods"):
         if key in overrides and not isinstance(overrides[key], (list, tuple)):
             overrides[key] = (overrides[key],)
+    if isinstance(overrides.get("budget_seeds"), dict):  # JSON keys are strings
+        try:
+            overrides["budget_seeds"] = {float(b): tuple(v) if isinstance(v, (list, tuple)) else v
+                                         for b, v in overrides["budget_seeds"].items()}
+        except ValueError:
+            raise ValueError(f"config: budget_seeds keys must be budgets, got {overrides['budget_seeds']!r}") from None
     cfg = dataclasses.replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     _check(cfg)
     return cfg
@@ -100,9 +116,17 @@ def _check(cfg):
         raise ValueError(f"config: budgets must be fractions in (0, 1), got {cfg.budgets!r}")
     if not cfg.seeds or not all(isinstance(s, int) and s >= 0 for s in cfg.seeds):
         raise ValueError(f"config: seeds must be non-negative integers, got {cfg.seeds!r}")
+    if not isinstance(cfg.budget_seeds, dict) or any(
+            b not in cfg.budgets or not isinstance(v, tuple) or not cfg.seeds_for(b)
+            for b, v in cfg.budget_seeds.items()):
+        raise ValueError(f"config: budget_seeds must map budgets of {cfg.budgets} to lists of seeds, some of "
+                         f"them among {cfg.seeds}, got {cfg.budget_seeds!r}")
     bad = [m for m in cfg.methods if m not in METHODS]
     if not cfg.methods or bad:
         raise ValueError(f"config: methods must be among {METHODS}, got {bad or cfg.methods!r}")
+    if not (isinstance(cfg.misaligned, (int, float)) and 0 <= cfg.misaligned <= 1 - NOISE["generic"]):
+        raise ValueError(f"config: misaligned must be a fraction in [0, {1 - NOISE['generic']:g}], got "
+                         f"{cfg.misaligned!r}")
     if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
         raise ValueError(f"config: lr must be positive, got {cfg.lr!r}")
     if cfg.proxy not in PROXIES:

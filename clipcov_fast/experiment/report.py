@@ -79,14 +79,17 @@ def markdown(report, summary):
         "",
         *([f"> {report['note']}", ""] if report.get("note") else []),
         f"- Pool: built-in `fashion-web`, {report['pool']['pairs']} pairs ({cfg['pool']} Fashion-MNIST training "
-        "images with web-like captions: 15% misaligned, 10% generic, plus 10% near-duplicates of 1% of the images).",
+        f"images with web-like captions: {cfg.get('misaligned', 0.15):.0%} misaligned, 10% generic, plus 10% "
+        "near-duplicates of 1% of the images).",
         f"- Proxy: `{proxy['spec']}` ({proxy['model']}), fitted on `{Path(proxy['fitted_on']).name}` "
         f"(Fashion-MNIST training images never in the pool, clean captions): zero-shot top-1 "
         f"{z['top1']:.1%} on {proxy['test_images']} test images. Proxy classes: zero-shot over the 10 "
         "Fashion-MNIST classes with the prompts below.",
         f"- Students: a fresh `{cfg['student']}` per subset, {cfg['steps']} steps of batch {cfg['batch_size']} "
         f"(AdamW, lr {cfg['lr']:g}, wd 0.1, cosine), the same for every subset and the full pool; seeds "
-        f"{', '.join(map(str, cfg['seeds']))}.",
+        f"{', '.join(map(str, cfg['seeds']))}" + "".join(
+            f" ({float(b):.0%}: seeds {', '.join(map(str, v))}, for time)" for b, v in cfg.get("budget_seeds", {}).items())
+        + ".",
         *([f"- `clipcov_recipe`: the recipe `clipcov study` chose on fashion-val, `{report['recipe']['name']}`: "
            f"{report['recipe']['changes']} ({report['recipe']['decision']}; docs/study.md)."] if report.get("recipe") else []),
         f"- Score: zero-shot top-1 (%) on {cfg['test']} Fashion-MNIST test images, mean ± standard deviation over "
@@ -170,7 +173,9 @@ def estimate_seconds(report, cfg):
     students = [s["train_s"] * work + s["eval_s"] * cfg["test"] / mine["test"]
                 for s in report["students"]]
     whole = sum(m in WHOLE for m in cfg["methods"])
-    n = len(cfg["seeds"]) * (len(cfg["budgets"]) * (len(cfg["methods"]) - whole) + whole)
+    per_budget = {float(b): len(v) for b, v in cfg.get("budget_seeds", {}).items()}
+    n = len(cfg["seeds"]) * whole + sum(per_budget.get(b, len(cfg["seeds"])) for b in cfg["budgets"]) * (
+        len(cfg["methods"]) - whole)
     per_student = float(np.mean(students)) if students else 0.0
     return (times.get("pools", 0) * pool + times.get("proxy", 0) * proxy + times.get("embed+labels", 0) * pool
             + times.get("proxy-eval", 0) * cfg["proxy_eval"] / mine["proxy_eval"]

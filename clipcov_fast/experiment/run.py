@@ -22,13 +22,14 @@ from .. import files
 from ..methods import run_method
 from ..pipeline import cache, embed, models
 from ..pipeline.labels import label
+from ..pipeline.pools.fashion import NOISE
 from ..pipeline.sources.table import Table
 from ..pipeline.subsets import write_subset
 from ..training import evaluate
 from . import recipes
 from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
-from .students import threads, train_students
+from .students import threads, train_unique
 
 log = logging.getLogger("clipcov_fast.experiment")
 
@@ -111,7 +112,7 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
     subsets, pool_rows = {}, {}
     for budget in cfg.budgets:
         k = int(budget * len(img))
-        for seed in cfg.seeds:
+        for seed in cfg.seeds_for(budget):
             for method in cfg.methods:
                 key = (method, budget, seed)
                 if method in WHOLE:  # one student per seed on a whole table, whatever the budgets
@@ -158,7 +159,8 @@ def prepare(cfg, work, stage=lambda name: None):
     after each. Returns {web, proxy_pool, test, val, shifted, model, ckpt, choice, class_names, emb,
     templates, classes}; everything is cached in WORK."""
     pools = work / "pools"
-    web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools)
+    rate = {} if cfg.misaligned == NOISE["misaligned"] else {"misaligned": cfg.misaligned}  # the default keeps its name
+    web = cache.pool("fashion-web", cfg.pool, seed=cfg.pool_seed, root=pools, **rate)
     proxy_pool = cache.pool("fashion-proxy", cfg.proxy_pairs, root=pools)
     test = cache.pool("fashion-mnist-test", cfg.test, root=pools)
     val = cache.pool("fashion-val", cfg.val, root=pools)
@@ -228,8 +230,9 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
     tasks = {key: student_task(cfg, work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}", path, key[2], test,
                                templates, classes, shifted=str(shifted.resolve()), probe=str(proxy_pool.resolve()),
                                probe_limit=cfg.probe, synonyms=[list(s) for s in SYNONYMS])
-             for key, path in subsets.items()}
-    results = dict(train_students(tasks, cfg.jobs, progress))
+             for key, path in sorted(subsets.items(), key=lambda kv: kv[0][2])}  # seed by seed: a stopped
+    # run has whole seeds done, and `--set seeds=[...]` reports them from the students already trained
+    results = train_unique(tasks, cfg.jobs, progress)
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
               "class_names": class_names, "choices": {"class_names": choice},

@@ -58,16 +58,20 @@ def _fashion_item(images, idx, caption, **row):
     return (f"fashion-mnist:{idx}", lambda: (Image.fromarray(images[idx]), caption, row))
 
 
-def build_web(writer, limit, rng, ood=0.0):
+def build_web(writer, limit, rng, ood=0.0, misaligned=NOISE["misaligned"]):
+    """misaligned: the share of base images captioned as another class (the corruption rate)."""
     images, labels = read_idx("train-images-idx3-ubyte"), read_idx("train-labels-idx1-ubyte")
     if not 0 <= ood <= 1:
         raise ValueError(f"--ood must be a fraction in [0, 1], got {ood}")
+    if not 0 <= misaligned <= 1 - NOISE["generic"]:
+        raise ValueError(f"misaligned must be a fraction in [0, {1 - NOISE['generic']:g}] (generic captions take "
+                         f"{NOISE['generic']:g}), got {misaligned}")
     base = rng.permutation(POOL_END)[:limit]
     items = []
     for idx in base:
         y = int(labels[idx])
         kind = rng.choice(["clean", "misaligned", "generic"],
-                          p=[1 - NOISE["misaligned"] - NOISE["generic"], NOISE["misaligned"], NOISE["generic"]])
+                          p=[1 - misaligned - NOISE["generic"], misaligned, NOISE["generic"]])
         if kind == "misaligned":  # a caption of another class
             caption = clean_caption(int((y + rng.integers(1, 10)) % 10), rng)
         elif kind == "generic":
@@ -93,7 +97,7 @@ def build_web(writer, limit, rng, ood=0.0):
     order = rng.permutation(len(items))  # mix the kinds as a crawl would
     write_items(writer, [items[i] for i in order], len(items))
     return {"package": "dataset-fashion-mnist", "class_names": list(FASHION_MNIST_CLASSES),
-            "noise_rates": dict(NOISE, out_of_domain=ood), "base_images": int(len(base)),
+            "noise_rates": dict(NOISE, misaligned=misaligned, out_of_domain=ood), "base_images": int(len(base)),
             "proxy_holdout": f"Fashion-MNIST training images {POOL_END}-59999 never enter this pool "
                              f"({POOL_END}-{VAL_END - 1}: fashion-val; {VAL_END}-59999: fashion-proxy)",
             "clean_rows": [i for i, r in enumerate(writer.rows) if r[3] == "clean"]}
