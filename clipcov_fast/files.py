@@ -51,6 +51,17 @@ def save_png(path, fig, dpi=110):
     plt.close(fig)
 
 
+def save_report(out, stem, data, markdown, plot):
+    """OUT/STEM.json (data), STEM.md (the text markdown(data)) and STEM.png (plot(path, data)), each
+    written atomically; returns the three paths."""
+    out = Path(out)
+    paths = out / f"{stem}.json", out / f"{stem}.md", out / f"{stem}.png"
+    save_json(paths[0], data)
+    save_text(paths[1], markdown(data))
+    plot(paths[2], data)
+    return paths
+
+
 def _plain(x):
     if isinstance(x, np.generic):
         return x.item()

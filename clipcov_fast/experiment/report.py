@@ -261,8 +261,5 @@ def write_report(report, out):
     by_metric = {m: compare(report["students"], metric=m) for m in EXTRA
                  if report["students"] and all(st.get(m) is not None for st in report["students"])}
     report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
-    paths = out / "results.json", out / "results.md", out / "results.png"
-    files.save_json(paths[0], report)
-    files.save_text(paths[1], markdown(report, summary))
-    plot(paths[2], summary)
-    return paths
+    return files.save_report(out, "results", report, lambda r: markdown(r, summary),
+                             lambda path, _: plot(path, summary))

@@ -1,7 +1,6 @@
 """The study's report: study.json (everything; the experiment's `clipcov_recipe` reads its `chosen`),
 study.md (the paired table and the decision) and study.png (candidate minus the paper's recipe on val)."""
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -125,9 +124,4 @@ def plot(path, study):
 
 def write_study(study, out):
     """OUT/study.json, study.md and study.png; returns their paths."""
-    out = Path(out)
-    paths = out / "study.json", out / "study.md", out / "study.png"
-    files.save_json(paths[0], study)
-    files.save_text(paths[1], markdown(study))
-    plot(paths[2], study)
-    return paths
+    return files.save_report(out, "study", study, markdown, plot)

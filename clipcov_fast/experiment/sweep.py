@@ -130,9 +130,4 @@ def plot(path, sweep):
 
 def write_sweep(sweep, out):
     """OUT/sweep.json, sweep.md and sweep.png; returns their paths."""
-    out = Path(out)
-    paths = out / "sweep.json", out / "sweep.md", out / "sweep.png"
-    files.save_json(paths[0], sweep)
-    files.save_text(paths[1], markdown(sweep))
-    plot(paths[2], sweep)
-    return paths
+    return files.save_report(out, "sweep", sweep, markdown, plot)
