@@ -121,6 +121,7 @@ def test_config_files_and_cli_errors(tmp_path, capsys):
     full = configs.make_config("full")  # 3 seeds at 30%, for time; the seeds override narrows them
     assert (full.seeds_for(0.1), full.seeds_for(0.3)) == ((0, 1, 2, 3, 4), (0, 1, 2))
     assert configs.make_config("full", seeds=[2, 4]).seeds_for(0.3) == (2,)
+    assert configs.make_config("full", budgets=[0.1]).budget_seeds == {}  # its 30% entry goes with 30%
     assert configs.make_config("quick", budget_seeds={"0.1": [1, 3]}).seeds_for(0.1) == (1, 3)
     with pytest.raises(ValueError, match="--config must be one of"):
         configs.make_config("huge")

@@ -102,6 +102,8 @@ def make_config(base="quick", **overrides):
         except ValueError:
             raise ValueError(f"config: budget_seeds keys must be budgets, got {overrides['budget_seeds']!r}") from None
     cfg = dataclasses.replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    if "budgets" in overrides and "budget_seeds" not in overrides:  # the base's, for the budgets still run
+        cfg = dataclasses.replace(cfg, budget_seeds={b: v for b, v in cfg.budget_seeds.items() if b in cfg.budgets})
     _check(cfg)
     return cfg
 
