@@ -20,6 +20,13 @@ def parse_set(items):
     return out
 
 
+def run_overrides(args, *flags):
+    """Config overrides of the run commands: --set KEY=VALUE, then each of `flags` given on the command line."""
+    overrides = parse_set(args.set)
+    overrides.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
+    return overrides
+
+
 def invoked_command():
     """The command line as typed, for the report (None when called from Python)."""
     if sys.argv and sys.argv[0].endswith(("clipcov", "__main__.py")):
@@ -38,10 +45,7 @@ def add_run_args(p, outputs, work_help, out="docs"):
 
 
 def cmd_experiment(args):
-    overrides = parse_set(args.set)
-    for name in ("jobs", "proxy"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
+    overrides = run_overrides(args, "jobs", "proxy")
     report = run(args.config, args.work, args.out, progress=not args.no_progress, command=invoked_command(),
                  **overrides)
     print(f"experiment {report['config']['name']}: {len(report['students'])} students in "

@@ -2,13 +2,11 @@
 from pathlib import Path
 
 from ..experiment.study import run
-from .experiment import add_run_args, invoked_command, parse_set
+from .experiment import add_run_args, invoked_command, run_overrides
 
 
 def cmd_study(args):
-    overrides = parse_set(args.set)
-    if args.jobs is not None:
-        overrides["jobs"] = args.jobs
+    overrides = run_overrides(args, "jobs")
     clusters = tuple(int(k) for k in args.clusters.split(",") if k.strip()) if args.clusters else ()
     if any(k < 2 for k in clusters):
         raise ValueError(f"--clusters must be integers of at least 2, got {args.clusters!r}")

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ..experiment.sweep import run
-from .experiment import add_run_args, invoked_command, parse_set
+from .experiment import add_run_args, invoked_command, run_overrides
 
 
 def rates_from_text(text):
@@ -17,9 +17,7 @@ def rates_from_text(text):
 
 
 def cmd_sweep(args):
-    overrides = parse_set(args.set)
-    if args.jobs is not None:
-        overrides["jobs"] = args.jobs
+    overrides = run_overrides(args, "jobs")
     sweep = run(args.config, rates_from_text(args.rates), args.work, args.out, progress=not args.no_progress,
                 command=invoked_command(), **overrides)
     print(f"sweep {sweep['config']['name']}: {len(sweep['rates'])} rates in {sweep['total_seconds'] / 60:.1f} min; "

@@ -13,8 +13,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .. import files
 from .configs import WHOLE, make_config
 from .report import LABELS
@@ -47,16 +45,12 @@ def run(config="quick", rates=(0.15, 0.3, 0.5), work=None, out="docs/sweep", *, 
 
 
 def sweep_row(rate, results):
-    """One rate's summary from its results.json: top-1 mean/std per (method, budget), its comparisons, the
-    pool's noise counts."""
+    """One rate's summary from its results.json: top-1 mean/std per (method, budget) as the experiment's
+    report summarized it, its comparisons, the pool's noise counts."""
     report = json.loads(Path(results).read_text())
-    scores = {}
-    for s in report["students"]:
-        scores.setdefault((s["method"], s["budget"]), []).append(s["top1"])
-    return {"misaligned": rate, "results": str(results),
-            "pool": report["pool"],
-            "top1": [{"method": m, "budget": b, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))
-                      if len(v) > 1 else 0.0, "n": len(v)} for (m, b), v in sorted(scores.items())],
+    return {"misaligned": rate, "results": str(results), "pool": report["pool"],
+            "top1": [{"method": s["method"], "budget": s["budget"], "mean": s["top1"][0], "std": s["top1"][1],
+                      "n": s["top1"][2]} for s in report["summary"]],
             "comparisons": report["comparisons"]}
 
 
