@@ -1,4 +1,5 @@
 """The `clipcov select` and `clipcov demo` commands on .npy files."""
+import argparse
 import json
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 import clipcov_fast as cc
 from clipcov_fast import cli
+from clipcov_fast.cli.experiment import comma_list
 from clipcov_fast.cli.select import k_from_text, weights_from_text
 from conftest import make_pool
 
@@ -67,6 +69,15 @@ def test_parsers():
     assert weights_from_text("coverage=1,easiness=2.5") == {"coverage": 1.0, "easiness": 2.5}
     with pytest.raises(ValueError, match="--weights"):
         weights_from_text("coverage")
+    assert comma_list(float, "fractions")("0.15, 0.3,") == (0.15, 0.3) and comma_list(int, "integers")("") == ()
+    with pytest.raises(argparse.ArgumentTypeError, match="integers, comma-separated; got '5,x'"):
+        comma_list(int, "integers")("5,x")
+
+
+def test_list_arguments_are_checked_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sweep", "--rates", "0.1,half"])
+    assert e.value.code == 2 and "--rates: must be fractions" in capsys.readouterr().err
 
 
 def test_help_and_version(capsys):

@@ -1,13 +1,14 @@
 """clipcov experiment: the whole chain on a few hundred pairs (CLI and Python API), the locked-tower
 proxy, reruns that reuse the work folder, and config validation."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from clipcov_fast import cli
 from clipcov_fast.experiment import configs, recipes, run as experiment
-from clipcov_fast.experiment.sweep import run as sweep_run
+from clipcov_fast.experiment.sweep import done_before, run as sweep_run
 from clipcov_fast.pipeline import embed, models, towers
 from conftest import needs_fashion
 
@@ -194,6 +195,16 @@ def test_sweep_over_corruption_rates(tmp_path, capsys):
     assert "| method | 10% misaligned | 60% misaligned |" in md and "| random |" in md
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "misaligned-0.6" / "results.md").is_file()
+    assert not any(r["reused"] for r in sweep["runs"])
+    # a rerun without the work folders reads each rate's report back instead of running it again
+    shutil.rmtree(work)
+    assert cli.main(argv) == 0
+    again = json.loads((out / "sweep.json").read_text())
+    assert all(r["reused"] for r in again["runs"]) and not work.exists()
+    assert [r["top1"] for r in again["runs"]] == [r["top1"] for r in sweep["runs"]]
+    assert "(report reused)" in (out / "sweep.md").read_text()
+    cfg = configs.make_config("quick", misaligned=0.6)
+    assert not done_before(out / "misaligned-0.6" / "results.json", cfg)  # another config is run again
     with pytest.raises(ValueError, match="misaligned must be a fraction"):  # checked before anything runs
         sweep_run("quick", (0.15, 0.95), tmp_path / "w2")
     assert not (tmp_path / "w2").exists()

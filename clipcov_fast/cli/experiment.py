@@ -1,4 +1,5 @@
 """`clipcov experiment`: the paper's experiment in miniature on the built-in fashion-web pool."""
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,16 @@ def parse_set(items):
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+def comma_list(cast, what):
+    """An argparse type: '0.1,0.3' -> (0.1, 0.3) with each item cast; `what` names the items in the error."""
+    def parse(text):
+        try:
+            return tuple(cast(item) for item in text.split(",") if item.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, comma-separated; got {text!r}") from None
+    return parse
 
 
 def run_overrides(args, *flags):

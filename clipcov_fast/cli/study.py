@@ -2,15 +2,14 @@
 from pathlib import Path
 
 from ..experiment.study import run
-from .experiment import add_run_args, invoked_command, run_overrides
+from .experiment import add_run_args, comma_list, invoked_command, run_overrides
 
 
 def cmd_study(args):
     overrides = run_overrides(args, "jobs")
-    clusters = tuple(int(k) for k in args.clusters.split(",") if k.strip()) if args.clusters else ()
-    if any(k < 2 for k in clusters):
-        raise ValueError(f"--clusters must be integers of at least 2, got {args.clusters!r}")
-    study = run(args.config, args.work, args.out, budget=args.budget, clusters=clusters,
+    if any(k < 2 for k in args.clusters):
+        raise ValueError(f"--clusters must be integers of at least 2, got {args.clusters}")
+    study = run(args.config, args.work, args.out, budget=args.budget, clusters=args.clusters,
                 progress=not args.no_progress, command=invoked_command(), **overrides)
     print(f"study {study['config']['name']}: {len(study['students'])} students in "
           f"{study['total_seconds'] / 60:.1f} min; chosen {study['chosen']['name']}; wrote {Path(args.out) / 'study.md'}")
@@ -27,7 +26,7 @@ def register(sub):
     p.add_argument("--config", default="quick", help="the experiment config whose pool, proxy, students and "
                                                     "seeds are used (quick, full, or a JSON file)")
     p.add_argument("--budget", type=float, default=0.1, help="subset size as a fraction of the pool (default 0.1)")
-    p.add_argument("--clusters", default="5,10,20,50,100", help="K of the k-means candidates, comma-separated "
+    p.add_argument("--clusters", type=comma_list(int, "integers"), default="5,10,20,50,100", help="K of the k-means candidates, comma-separated "
                                                                "(empty: none)")
     add_run_args(p, "study.md/.json/.png", "work folder, shared with `clipcov experiment` (default "
                                           "runs/experiment-CONFIG)")

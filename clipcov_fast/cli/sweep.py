@@ -2,23 +2,12 @@
 from pathlib import Path
 
 from ..experiment.sweep import run
-from .experiment import add_run_args, invoked_command, run_overrides
-
-
-def rates_from_text(text):
-    """'0.15,0.3,0.5' -> (0.15, 0.3, 0.5); a clear error otherwise."""
-    try:
-        rates = tuple(float(r) for r in text.split(",") if r.strip())
-    except ValueError:
-        raise ValueError(f"--rates must be comma-separated fractions, got {text!r}") from None
-    if not rates:
-        raise ValueError(f"--rates must name at least one rate, got {text!r}")
-    return rates
+from .experiment import add_run_args, comma_list, invoked_command, run_overrides
 
 
 def cmd_sweep(args):
     overrides = run_overrides(args, "jobs")
-    sweep = run(args.config, rates_from_text(args.rates), args.work, args.out, progress=not args.no_progress,
+    sweep = run(args.config, args.rates, args.work, args.out, progress=not args.no_progress,
                 command=invoked_command(), **overrides)
     print(f"sweep {sweep['config']['name']}: {len(sweep['rates'])} rates in {sweep['total_seconds'] / 60:.1f} min; "
           f"wrote {Path(args.out) / 'sweep.md'}")
@@ -31,7 +20,7 @@ def register(sub):
                                    "own work folder, and write OUT/sweep.md, sweep.json and sweep.png with every "
                                    "method's top-1 and its paired difference from ClipCov at each rate.")
     p.add_argument("--config", default="quick", help="the experiment config (quick, full, or a JSON file)")
-    p.add_argument("--rates", default="0.15,0.3,0.5", help="misaligned shares, comma-separated (default "
+    p.add_argument("--rates", type=comma_list(float, "fractions"), default="0.15,0.3,0.5", help="misaligned shares, comma-separated (default "
                                                            "0.15,0.3,0.5)")
     add_run_args(p, "sweep.md/.json/.png (and one folder per rate)", "work folder, one subfolder per rate "
                                                                      "(default runs/sweep-CONFIG)", out="docs/sweep")

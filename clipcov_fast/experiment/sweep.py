@@ -4,12 +4,14 @@ images captioned as another class), one experiment per rate, and one report acro
     clipcov sweep --config quick --rates 0.15,0.3,0.5 --out docs/sweep
     -> OUT/sweep.md, sweep.json, sweep.png; each rate's own report in OUT/misaligned-R/
 
-Each rate has its own work folder (WORK/misaligned-R), so a stopped sweep resumes where it stopped. The
-comparisons are each experiment's own: paired by seed against ClipCov, Holm-corrected within one rate
+Each rate has its own work folder (WORK/misaligned-R), so a stopped sweep resumes where it stopped, and a
+rate whose report OUT/misaligned-R/results.json already holds the same config is read, not run again (so a
+committed sweep grows by one rate without its work folders). The comparisons are each experiment's own: paired by seed against ClipCov, Holm-corrected within one rate
 and budget.
 """
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from .. import files
 from .configs import WHOLE, make_config
 from .report import LABELS
 from .run import run as run_experiment
+
+log = logging.getLogger("clipcov_fast.experiment")
 
 
 def folder_name(rate):
@@ -35,13 +39,27 @@ def run(config="quick", rates=(0.15, 0.3, 0.5), work=None, out="docs/sweep", *, 
     work, out, t0 = Path(work or f"runs/sweep-{cfg.name}"), Path(out), time.perf_counter()
     rows = []
     for rate in rates:
-        run_experiment(cfg, work / folder_name(rate), out / folder_name(rate), progress=progress, command=command,
-                       misaligned=rate)
-        rows.append(sweep_row(rate, out / folder_name(rate) / "results.json"))
+        results = out / folder_name(rate) / "results.json"
+        reused = done_before(results, make_config(cfg, misaligned=rate))
+        if reused:
+            log.info("misaligned %g: reusing %s (same config)", rate, results)
+        else:
+            run_experiment(cfg, work / folder_name(rate), out / folder_name(rate), progress=progress,
+                           command=command, misaligned=rate)
+        rows.append({**sweep_row(rate, results), "reused": reused})
     sweep = {"config": {**dataclasses.asdict(cfg), "misaligned": None}, "rates": list(rates), "command": command,
              "total_seconds": round(time.perf_counter() - t0, 1), "runs": rows}
     write_sweep(sweep, out)
     return sweep
+
+
+def done_before(results, cfg):
+    """Whether the experiment report `results` exists and was made with config `cfg`."""
+    try:
+        done = json.loads(Path(results).read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return done == json.loads(json.dumps(dataclasses.asdict(cfg)))  # as JSON: tuples read back as lists
 
 
 def sweep_row(rate, results):
@@ -49,6 +67,7 @@ def sweep_row(rate, results):
     report summarized it, its comparisons, the pool's noise counts."""
     report = json.loads(Path(results).read_text())
     return {"misaligned": rate, "results": str(results), "pool": report["pool"],
+            "seconds": report["total_seconds"],
             "top1": [{"method": s["method"], "budget": s["budget"], "mean": s["top1"][0], "std": s["top1"][1],
                       "n": s["top1"][2]} for s in report["summary"]],
             "comparisons": report["comparisons"]}
@@ -63,9 +82,12 @@ def markdown(sweep):
     head = "| method | " + " | ".join(f"{r:.0%} misaligned" for r in rates) + " |"
     rule = "|---|" + "---:|" * len(rates)
     lines = [f"# ClipCov against the pool's corruption rate: `{cfg['name']}` config", "",
-             f"Written by `clipcov sweep` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; total "
+             f"Written by `clipcov sweep` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
              f"{sweep['total_seconds'] / 60:.1f} min" + (f"; command `{sweep['command']}`." if sweep.get("command")
-                                                          else "."), "",
+                                                         else "."),
+             "Each rate's experiment took (its own run; one that reused a work folder counts only what it "
+             "computed): " + ", ".join(f"{r['misaligned']:.0%} {r['seconds'] / 60:.1f} min"
+                                       + (" (report reused)" if r.get("reused") else "") for r in runs) + ".", "",
              f"One experiment per rate (its own pool, proxy labels, subsets and students; seeds "
              f"{', '.join(map(str, cfg['seeds']))}); the rate is the share of the pool's base images captioned "
              "as another class (10% generic captions and 10% near-duplicates at every rate). Each rate's full "
