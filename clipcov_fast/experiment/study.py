@@ -31,8 +31,8 @@ from .students import score, threads, train_students
 from .study_report import write_study
 
 log = logging.getLogger("clipcov_fast.experiment")
-NOT_DONE = ("the corruption-rate sweep (15%, 30%, 50% misaligned captions) of the full config: several hours "
-            "of students on this machine",
+NOT_DONE = ("the corruption-rate sweep (15%, 30%, 50% misaligned captions): not part of this study; it is "
+            "`clipcov sweep` (docs/sweep/)",
             "other scales of xcov's modular weights than ClipCov's own (xcov's matching gains grow with the class "
             "quota, so the same weights weigh less there than in ClipCov)",
             "a label term for k-means classes (clusters have no prompts; the label term is off for them)")
