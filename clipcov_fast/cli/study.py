@@ -26,8 +26,8 @@ def register(sub):
     p.add_argument("--config", default="quick", help="the experiment config whose pool, proxy, students and "
                                                     "seeds are used (quick, full, or a JSON file)")
     p.add_argument("--budget", type=float, default=0.1, help="subset size as a fraction of the pool (default 0.1)")
-    p.add_argument("--clusters", type=comma_list(int, "integers"), default="5,10,20,50,100", help="K of the k-means candidates, comma-separated "
-                                                               "(empty: none)")
+    p.add_argument("--clusters", type=comma_list(int, "integers"), default="5,10,20,50,100",
+                   help="K of the k-means candidates, comma-separated (empty: none)")
     add_run_args(p, "study.md/.json/.png", "work folder, shared with `clipcov experiment` (default "
                                           "runs/experiment-CONFIG)")
     p.set_defaults(func=cmd_study)

@@ -20,8 +20,8 @@ def register(sub):
                                    "own work folder, and write OUT/sweep.md, sweep.json and sweep.png with every "
                                    "method's top-1 and its paired difference from ClipCov at each rate.")
     p.add_argument("--config", default="quick", help="the experiment config (quick, full, or a JSON file)")
-    p.add_argument("--rates", type=comma_list(float, "fractions"), default="0.15,0.3,0.5", help="misaligned shares, comma-separated (default "
-                                                           "0.15,0.3,0.5)")
+    p.add_argument("--rates", type=comma_list(float, "fractions"), default="0.15,0.3,0.5",
+                   help="misaligned shares, comma-separated (default 0.15,0.3,0.5)")
     add_run_args(p, "sweep.md/.json/.png (and one folder per rate)", "work folder, one subfolder per rate "
                                                                      "(default runs/sweep-CONFIG)", out="docs/sweep")
     p.set_defaults(func=cmd_sweep)

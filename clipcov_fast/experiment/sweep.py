@@ -6,8 +6,8 @@ images captioned as another class), one experiment per rate, and one report acro
 
 Each rate has its own work folder (WORK/misaligned-R), so a stopped sweep resumes where it stopped, and a
 rate whose report OUT/misaligned-R/results.json already holds the same config is read, not run again (so a
-committed sweep grows by one rate without its work folders). The comparisons are each experiment's own: paired by seed against ClipCov, Holm-corrected within one rate
-and budget.
+committed sweep grows by one rate without its work folders). The comparisons are each experiment's own:
+paired by seed against ClipCov, Holm-corrected within one rate and budget.
 """
 import dataclasses
 import json
