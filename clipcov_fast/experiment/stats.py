@@ -5,7 +5,6 @@ present in both, d_s = score(method, s) - score(reference, s). A difference is *
 Holm-adjusted two-sided p-value (over the methods compared at one budget) is below 1 - level.
 """
 import numpy as np
-from scipy import stats
 
 
 def paired_t(d, level=0.95):
@@ -20,6 +19,8 @@ def paired_t(d, level=0.95):
     se = float(d.std(ddof=1)) / np.sqrt(n)
     if se == 0:
         return {"n": n, "mean": mean, "low": mean, "high": mean, "p": 0.0 if mean else 1.0}
+    from scipy import stats  # the [clip] extra's (experiment) dependency; the core CLI must start without it
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
     return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "p": p}
