@@ -47,9 +47,6 @@ def _load_engine(A, B, y, normalize, num_threads):
     order = np.argsort(dense, kind="stable")
     class_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     eng = _core.Engine(order.astype(np.int64), class_ptr, A.shape[1], bool(normalize), num_threads)
-    names = {1: ("emb_img", "a NaN or Inf"), 2: ("emb_txt", "a NaN or Inf"),
-             3: ("emb_img", "an all-zero row (cannot be normalized)"),
-             4: ("emb_txt", "an all-zero row (cannot be normalized)")}
     n = len(A)
     for start in tqdm(range(0, n, CHUNK_ROWS), desc="clipcov: load", unit="chunk",
                       disable=None if n > 8 * CHUNK_ROWS else True, leave=False):
@@ -57,8 +54,8 @@ def _load_engine(A, B, y, normalize, num_threads):
         a, b = A[start:stop], B[start:stop]
         row, what = eng.load(start, a, b)
         if what:
-            name, problem = names[what]
-            raise ValueError(f"{name} has {problem} in row {row}")
+            which, problem = inputs.LOAD_PROBLEMS[what]
+            raise ValueError(f"emb_{'img' if which == 'image' else 'txt'} has {problem} in row {row}")
         inputs.release_pages(a)
         inputs.release_pages(b)
     return eng, counts

@@ -14,6 +14,17 @@ CHUNK_ROWS = 1 << 15
 OBJECTIVES = ("clipcov", "xcov")
 BUDGETS = ("proportional", "global")
 DEVICES = ("auto", "cpu", "cuda")
+# the C++ engine's load() problem codes (csrc/cpu/engine.hpp, LoadProblem): which input, what is wrong
+LOAD_PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
+                 3: ("image", "an all-zero row (cannot be normalized)"),
+                 4: ("caption", "an all-zero row (cannot be normalized)"),
+                 5: ("image", "a row too large for float32 (norm over 2^63; normalize=False keeps rows as given)"),
+                 6: ("caption", "a row too large for float32 (norm over 2^63; normalize=False keeps rows as given)")}
+
+
+def native(arr):
+    """arr in this machine's byte order (the C++ engine reads only that): itself, or a converted copy."""
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
 def as_matrix(x, name):
@@ -35,7 +46,7 @@ def as_matrix(x, name):
         raise ValueError(f"{name} must be a 2-D array of shape (n, d), got shape {arr.shape}")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one column, got shape {arr.shape}")
-    return arr
+    return native(arr)
 
 
 def resolve_k(k, n):
@@ -107,6 +118,9 @@ def check_labels(labels, n, n_classes=None):
         raise ValueError(f"labels must be a 1-D array of length n = {n}, got shape {arr.shape}")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"labels must hold integers, got dtype {arr.dtype}")
+    if n and arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:  # would wrap to a negative class
+        raise ValueError(f"labels has class {arr.max()} at row {int(np.argmax(arr))}, beyond the int64 range "
+                         "class ids must fit")
     if n and arr.min() < 0:
         raise ValueError(f"labels must be >= 0, got {arr.min()} at row {int(np.argmin(arr))}")
     if n_classes is not None and n and arr.max() >= n_classes:
@@ -139,7 +153,15 @@ def check_class_emb(class_emb, d, normalize):
 
 def _rows64(X, start, stop, normalize):
     x = np.asarray(X[start:stop], dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize else x
+    if not normalize:
+        return x
+    with np.errstate(over="ignore", under="ignore"):
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+    odd = ~np.isfinite(norm[:, 0]) | (norm[:, 0] < 2.0 ** -450)  # the squares over- or underflowed
+    if odd.any():  # those rows: divided by their largest magnitude first (as the engine does)
+        m = np.abs(x[odd]).max(axis=1, keepdims=True)
+        norm[odd] = m * np.linalg.norm(x[odd] / m, axis=1, keepdims=True)
+    return x / norm
 
 
 def zero_shot_labels(A, T, normalize):

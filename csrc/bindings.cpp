@@ -23,6 +23,12 @@ SourceView view_of(const py::array& x, const char* name) {
   const auto size = x.dtype().itemsize();
   if (kind != 'f' || (size != 2 && size != 4 && size != 8))
     throw py::type_error(std::string(name) + " must be float16, float32 or float64");
+  // '=' native, '|' no order; an explicit '<' or '>' other than this machine's is read wrong
+  const char order = x.dtype().byteorder();
+  const bool little = [] { const uint16_t one = 1; return *reinterpret_cast<const char*>(&one) == 1; }();
+  if (!(order == '=' || order == '|' || order == (little ? '<' : '>')))
+    throw py::type_error(std::string(name) + " is in " + (order == '>' ? "big" : "little") +
+                         "-endian byte order, not this machine's; convert it first (arr.astype(arr.dtype.newbyteorder('=')))");
   SourceView v;
   v.ptr = static_cast<const char*>(x.data());
   v.rows = x.shape(0);

@@ -105,11 +105,6 @@ def labels_for(pool, labels, T, normalize):
     return y
 
 
-_PROBLEMS = {1: ("image", "a NaN or Inf"), 2: ("caption", "a NaN or Inf"),
-             3: ("image", "an all-zero row (cannot be normalized)"),
-             4: ("caption", "an all-zero row (cannot be normalized)")}
-
-
 def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, eng, K, sum_img, sum_txt, wanted, dtype, buckets,
                 copy):
     """One block of consecutive rows (global rows g0..): class sums, then appends to the buckets."""
@@ -119,7 +114,7 @@ def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, eng, K, sum_img, 
         e = min(len(yl), s + inputs.CHUNK_ROWS)
         row, what = eng.load(0, a[s:e], b[s:e])  # the engine's own stored rows, loaded in parallel
         if what:
-            name, problem = _PROBLEMS[what]
+            name, problem = inputs.LOAD_PROBLEMS[what]
             raise ValueError(f"{shard_name}: the {name} embedding of row {b0 + s + row} (pool row "
                              f"{g0 + s + row}) has {problem}")
         eng.add_row_sums(np.ascontiguousarray(yl[s:e], np.int64), sum_img, sum_txt)
@@ -211,8 +206,8 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
             b1 = min(shard.rows, b0 + BLOCK_ROWS)
             a, b = A[b0:b1], B[b0:b1]
             g0 = off[i] + b0  # global index of the block's first row
-            _plan_block(a, b, dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y, normalize, eng, K,
-                        sum_img, sum_txt, wanted, dtype, tmp / "buckets", copy)
+            _plan_block(inputs.native(a), inputs.native(b), dense[g0:g0 + (b1 - b0)], g0, shard.name, b0, T, y,
+                        normalize, eng, K, sum_img, sum_txt, wanted, dtype, tmp / "buckets", copy)
             inputs.release_pages(a)
             inputs.release_pages(b)
             del a, b

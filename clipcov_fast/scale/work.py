@@ -133,7 +133,8 @@ def run_job(work_dir, job, num_threads=1):
         e = min(m, s + inputs.CHUNK_ROWS)
         row, what = eng.load(s, A[s:e], B[s:e])
         if what:
-            raise ValueError(f"--work-dir: bucket row {s + row} (pool row {idx[s + row]}) is not finite or zero")
+            name, problem = inputs.LOAD_PROBLEMS[what]
+            raise ValueError(f"--work-dir: the {name} embedding of pool row {idx[s + row]} has {problem}")
     other = {}
     if len(plan["counts"]) > 1:
         sum_img, sum_txt, count = _sums(work_dir)

@@ -43,39 +43,75 @@ Engine::Engine(std::vector<int64_t> order, std::vector<int64_t> class_ptr, int64
   scipy_openblas_set_num_threads(1);
 }
 
+namespace {
+
+// Squared norms and the dot product of a row pair; a sum of squares that over- or underflowed float64
+// (inputs scaled by 1e200, or 1e-200) is redone on the rows divided by their largest magnitude, so that
+// only a true NaN/Inf or an all-zero row is refused. In-range rows keep the plain sums bit for bit.
+struct RowNorms {
+  double na, nb;  // the norms (not squared)
+  double ab;      // <x / ma, y / mb>
+  double ma, mb;  // 1, or the largest magnitudes the rows were divided by
+  bool finite;    // every value of both rows is finite
+};
+
+double max_abs(const double* x, int64_t d) {
+  double m = 0;
+  for (int64_t k = 0; k < d; ++k) m = std::max(m, std::fabs(x[k]));
+  return m;
+}
+
+bool out_of_range(double squared) { return !std::isfinite(squared) || squared < 0x1p-900; }
+
+RowNorms row_norms(const double* x, const double* y, int64_t d) {
+  double na = 0, nb = 0, ab = 0;
+#pragma omp simd reduction(+ : na, nb, ab)
+  for (int64_t k = 0; k < d; ++k) {
+    na += x[k] * x[k];
+    nb += y[k] * y[k];
+    ab += x[k] * y[k];
+  }
+  if (std::isfinite(na + nb + ab) && !out_of_range(na) && !out_of_range(nb))
+    return {std::sqrt(na), std::sqrt(nb), ab, 1.0, 1.0, true};
+  const double ma = max_abs(x, d), mb = max_abs(y, d);  // std::max drops a NaN: test the sums too
+  if (!std::isfinite(ma) || !std::isfinite(mb) || std::isnan(na) || std::isnan(nb)) return {na, nb, ab, 1, 1, false};
+  double sa = 0, sb = 0, sab = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double u = ma > 0 ? x[k] / ma : 0.0, v = mb > 0 ? y[k] / mb : 0.0;
+    sa += u * u;
+    sb += v * v;
+    sab += u * v;
+  }
+  return {ma * std::sqrt(sa), mb * std::sqrt(sb), sab, ma > 0 ? ma : 1.0, mb > 0 ? mb : 1.0, true};
+}
+
+}  // namespace
+
 std::pair<int64_t, int> Engine::load(int64_t start, const SourceView& a, const SourceView& b) {
   const int64_t d = st_.d, rows = a.rows;
   if (a.cols != d || b.cols != d || b.rows != rows || start < 0 || start + rows > st_.n)
     throw std::invalid_argument("load: chunk does not fit the engine's shape");
-  std::vector<int64_t> first(5, INT64_MAX);  // first bad row per problem
+  std::vector<int64_t> first(kProblems, INT64_MAX);  // first bad row per problem
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<double> x(d), y(d);
-    std::vector<int64_t> mine(5, INT64_MAX);
+    std::vector<int64_t> mine(kProblems, INT64_MAX);
+    auto flag = [&](int problem, int64_t i) { mine[problem] = std::min(mine[problem], i); };
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       a.row(r, x.data());
       b.row(r, y.data());
-      double na = 0, nb = 0, ab = 0;
-#pragma omp simd reduction(+ : na, nb, ab)
-      for (int64_t k = 0; k < d; ++k) {
-        na += x[k] * x[k];
-        nb += y[k] * y[k];
-        ab += x[k] * y[k];
-      }
       const int64_t i = start + r;
-      if (!std::isfinite(na) || !std::isfinite(nb)) {
-        // NaN/Inf in an input, or an overflow of the squared norm: name the input with a bad value.
+      const RowNorms nr = row_norms(x.data(), y.data(), d);
+      if (!nr.finite) {  // name the input with a bad value
         bool bad_a = false;
         for (int64_t k = 0; k < d; ++k) bad_a |= !std::isfinite(x[k]);
-        if (bad_a || !std::isfinite(na)) mine[kNonFiniteImg] = std::min(mine[kNonFiniteImg], i);
-        else mine[kNonFiniteTxt] = std::min(mine[kNonFiniteTxt], i);
+        flag(bad_a ? kNonFiniteImg : kNonFiniteTxt, i);
         continue;
       }
-      na = std::sqrt(na);
-      nb = std::sqrt(nb);
-      if (st_.normalize && na == 0) { mine[kZeroImg] = std::min(mine[kZeroImg], i); continue; }
-      if (st_.normalize && nb == 0) { mine[kZeroTxt] = std::min(mine[kZeroTxt], i); continue; }
+      const double na = nr.na, nb = nr.nb;
+      if (st_.normalize && na == 0) { flag(kZeroImg, i); continue; }
+      if (st_.normalize && nb == 0) { flag(kZeroTxt, i); continue; }
       const int64_t s = pos_[i];
       const double sa = st_.normalize ? 1.0 / na : 1.0, sb = st_.normalize ? 1.0 / nb : 1.0;
       float* pa = st_.A.get() + s * d;
@@ -84,17 +120,22 @@ std::pair<int64_t, int> Engine::load(int64_t start, const SourceView& a, const S
         pa[k] = float(x[k] * sa);
         pb[k] = float(y[k] * sb);
       }
+      if (!st_.normalize && !(std::isfinite(na * na) && std::isfinite(nb * nb) && na * na <= 0x1p127 &&
+                              nb * nb <= 0x1p127)) {  // the float32 store and its products cannot hold this row
+        flag(na * na <= 0x1p127 ? kRangeTxt : kRangeImg, i);
+        continue;
+      }
       st_.scaleA[s] = sa;
       st_.scaleB[s] = sb;
       st_.normA[s] = st_.normalize ? 1.0 : na;
       st_.normB[s] = st_.normalize ? 1.0 : nb;
-      st_.easy[s] = ab * sa * sb;
+      st_.easy[s] = nr.ab * (nr.ma * sa) * (nr.mb * sb);  // (ma = mb = 1: the plain ab * sa * sb)
     }
 #pragma omp critical
-    for (int p = 1; p < 5; ++p) first[p] = std::min(first[p], mine[p]);
+    for (int p = 1; p < kProblems; ++p) first[p] = std::min(first[p], mine[p]);
   }
   int best = kOk;
-  for (int p = 1; p < 5; ++p)
+  for (int p = 1; p < kProblems; ++p)
     if (first[p] != INT64_MAX && (best == kOk || first[p] < first[best])) best = p;
   return best == kOk ? std::make_pair(int64_t(-1), int(kOk)) : std::make_pair(first[best], best);
 }

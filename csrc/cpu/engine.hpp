@@ -9,7 +9,11 @@
 
 namespace clipcov {
 
-enum LoadProblem { kOk = 0, kNonFiniteImg = 1, kNonFiniteTxt = 2, kZeroImg = 3, kZeroTxt = 4 };
+enum LoadProblem {
+  kOk = 0, kNonFiniteImg = 1, kNonFiniteTxt = 2, kZeroImg = 3, kZeroTxt = 4,
+  kRangeImg = 5, kRangeTxt = 6,  // normalize=false: a value beyond float32's range, which the store holds
+  kProblems = 7
+};
 
 struct Weights {
   double coverage = 1, easiness = 2, center = 1, redundancy = 1;

@@ -63,7 +63,13 @@ struct ExactSimilarity {
   const Store* st;
   SourceView srcA, srcB;
   double operator()(int64_t si, int64_t sj) const {
-    return source_dot(srcA, st->order[si], srcB, st->order[sj]) * st->scaleA[si] * st->scaleB[sj];
+    const int64_t i = st->order[si], j = st->order[sj];
+    const double dot = source_dot(srcA, i, srcB, j);
+    if (std::isfinite(dot) && std::fabs(dot) > 0x1p-900) return dot * st->scaleA[si] * st->scaleB[sj];
+    // the raw products over- or underflowed (inputs near float64's range): scale each term first
+    double s = 0.0;
+    for (int64_t k = 0; k < srcA.cols; ++k) s += (srcA.at(i, k) * st->scaleA[si]) * (srcB.at(j, k) * st->scaleB[sj]);
+    return s;
   }
   // s+ of <a_si, b_sj> given its float32 value: decided in float64 when within the error band.
   double splus_checked(float s, double tau, int64_t si, int64_t sj) const {

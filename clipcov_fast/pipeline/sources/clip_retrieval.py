@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pool import Pool, Shard, check_unique, check_widths, npy_header, parquet_info, read_parquet_columns
+from .pool import Pool, Shard, check_unique, check_widths, npy_header, parquet_info, read_parquet_columns, \
+    shard_dtype
 
 KEY_COLUMNS = ("uid", "key", "image_path")
 
@@ -21,21 +22,15 @@ class ClipRetrievalPool(Pool):
         self.folder = Path(folder)
         if not (self.folder / "img_emb").is_dir():
             raise FileNotFoundError(f"--clip-retrieval: no img_emb/ folder in {self.folder}")
-        found = {}
-        for p in (self.folder / "img_emb").glob("img_emb_*.npy"):
-            m = re.fullmatch(r"img_emb_(\d+)\.npy", p.name)
-            if m:
-                found[int(m.group(1))] = m.group(1)
-        if not found:
-            raise FileNotFoundError(f"--clip-retrieval: no img_emb_N.npy files in {self.folder / 'img_emb'}")
-        self.parts = [found[k] for k in sorted(found)]
+        self.has_metadata = (self.folder / "metadata").is_dir()
+        self.parts = self._partitions()
         self.key_name = None
         for part in self.parts:
             img, txt, meta = self._files(part)
-            shape_i, dt = npy_header(img)
-            shape_t, _ = npy_header(txt)
+            shape_i, dt_i = npy_header(img)
+            shape_t, dt_t = npy_header(txt)
             check_widths(f"{img} and {txt}", shape_i, shape_t)
-            if (self.folder / "metadata").is_dir():
+            if self.has_metadata:
                 rows, columns = parquet_info(meta)
                 if rows != shape_i[0]:
                     raise ValueError(f"{meta}: has {rows} rows, but {img} has {shape_i[0]}")
@@ -44,9 +39,33 @@ class ClipRetrievalPool(Pool):
                     self.key_name = key
                 elif key != self.key_name:
                     raise ValueError(f"{meta}: keys rows by {key!r}, earlier partitions by {self.key_name!r}")
-            self.shards.append(Shard(str(img), int(shape_i[0]), int(shape_i[1]), np.dtype(dt)))
-        self.has_metadata = (self.folder / "metadata").is_dir()
+            self.shards.append(Shard(str(img), int(shape_i[0]), int(shape_i[1]), shard_dtype(dt_i, dt_t, img)))
         self.key_name = self.key_name or "row"
+
+    def _partitions(self):
+        """Partition numbers (as written, sorted as numbers) found in any of the folders; each must have all
+        its files: a partition missing from one folder would silently drop its rows. (Numbers may skip:
+        clip-retrieval writes no files for an empty partition.)"""
+        kinds = [("img_emb", "img_emb_", ".npy"), ("text_emb", "text_emb_", ".npy")]
+        if self.has_metadata:
+            kinds.append(("metadata", "metadata_", ".parquet"))
+        found = {}  # number -> {folder: the number as written}
+        for folder, prefix, suffix in kinds:
+            for p in (self.folder / folder).glob(f"{prefix}*{suffix}"):
+                m = re.fullmatch(rf"{prefix}([0-9]+){re.escape(suffix)}", p.name)
+                if m:
+                    found.setdefault(int(m.group(1)), {})[folder] = m.group(1)
+        if not any("img_emb" in f for f in found.values()):
+            raise FileNotFoundError(f"--clip-retrieval: no img_emb_N.npy files in {self.folder / 'img_emb'}")
+        for number in sorted(found):
+            have = found[number]
+            for folder, prefix, suffix in kinds:
+                if folder not in have:
+                    written = next(iter(have.values()))
+                    other = next(f for f, _, _ in kinds if f in have)
+                    raise FileNotFoundError(f"--clip-retrieval: partition {written} has {other}/ but no "
+                                            f"{self.folder / folder / (prefix + written + suffix)}")
+        return [found[number]["img_emb"] for number in sorted(found)]
 
     def _files(self, part):
         f = self.folder

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .pool import Pool, Shard, check_unique_uids, check_widths, npz_headers, parquet_info, \
-    read_parquet_columns, uid_pairs
+    read_parquet_columns, shard_dtype, uid_pairs
 
 ARCHS = ("b32", "l14")
 
@@ -30,14 +30,14 @@ class DataCompPool(Pool):
         for pq in self.parquets:
             npz = pq.with_suffix(".npz")
             heads = npz_headers(npz, self.keys_npz)
-            shape_i, dt = heads[self.keys_npz[0]]
-            check_widths(str(npz), shape_i, heads[self.keys_npz[1]][0])
+            (shape_i, dt_i), (shape_t, dt_t) = heads[self.keys_npz[0]], heads[self.keys_npz[1]]
+            check_widths(str(npz), shape_i, shape_t)
             rows, columns = parquet_info(pq)
             if "uid" not in columns:
                 raise ValueError(f"{pq}: has no 'uid' column (columns: {columns})")
             if rows != shape_i[0]:
                 raise ValueError(f"{npz}: has {shape_i[0]} rows, but {pq} has {rows}")
-            self.shards.append(Shard(str(npz), int(rows), int(shape_i[1]), np.dtype(dt)))
+            self.shards.append(Shard(str(npz), int(rows), int(shape_i[1]), shard_dtype(dt_i, dt_t, npz)))
 
     def read(self, i):
         try:

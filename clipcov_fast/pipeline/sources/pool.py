@@ -5,6 +5,7 @@ shards in order, `read(i)` returns shard i's (img, txt) arrays (any float dtype)
 `captions(i)` its keys and captions. The global row index is the position in shard order. `check()`
 reads every header and key column and raises, naming the file, before anything is written.
 """
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,16 @@ class Shard:
     name: str          # what errors name (a file)
     rows: int
     d: int
-    dtype: np.dtype
+    dtype: np.dtype    # what both arrays are read as: the wider of their dtypes, native byte order
+
+
+def shard_dtype(img_dtype, txt_dtype, name):
+    """The dtype a shard's rows are held in: fp32 captions beside fp16 images stay fp32 (a cast to fp16
+    would turn large values into Inf), and a big-endian file is read into this machine's byte order."""
+    for dt in (img_dtype, txt_dtype):
+        if np.dtype(dt).kind != "f":
+            raise ValueError(f"{name}: embeddings must be floats, got dtype {np.dtype(dt)}")
+    return np.result_type(img_dtype, txt_dtype).newbyteorder("=")
 
 
 class Pool:
@@ -148,20 +158,15 @@ def check_widths(name, shape_img, shape_txt):
                          f"{shape_img} and {shape_txt}")
 
 
+_UID = re.compile(r"[0-9a-fA-F]{32}")  # int(u, 16) would also take '0x', '_', '+', spaces, other scripts' digits
+
+
 def check_uids(uids, name):
-    """uids (str array) are 32 hex characters each."""
+    """uids (str array) are 32 hex characters each, [0-9a-fA-F] and nothing else."""
     uids = np.asarray(uids, dtype=object)
-    bad = [i for i, u in enumerate(uids) if not isinstance(u, str) or len(u) != 32 or not _is_hex(u)]
+    bad = [i for i, u in enumerate(uids) if not isinstance(u, str) or not _UID.fullmatch(u)]
     if bad:
         raise ValueError(f"{name}: uid {uids[bad[0]]!r} in row {bad[0]} is not 32 hex characters")
-
-
-def _is_hex(u):
-    try:
-        int(u, 16)
-        return True
-    except ValueError:
-        return False
 
 
 _NIBBLE = np.full(256, 255, np.uint8)  # ASCII hex digit -> its value; anything else -> 255
@@ -184,6 +189,7 @@ def uid_pairs(uids, name="uids"):
             pass
     if nib is None or (nib == 255).any():
         check_uids(u, name)  # names the first bad uid
+        raise AssertionError(f"{name}: uid check missed a uid the nibble table refuses")
     for field, cols in (("f0", range(16)), ("f1", range(16, 32))):
         v = np.zeros(len(u), np.uint64)
         for j in cols:
@@ -274,9 +280,10 @@ class ArrayPool(Pool):
             self._img = self._txt = None
         else:
             self._img, self._txt = img, txt
-            shape_i, shape_t, dt_i = np.shape(img), np.shape(txt), np.asarray(img[:0]).dtype
+            shape_i, shape_t = np.shape(img), np.shape(txt)
+            dt_i, dt_t = np.asarray(img[:0]).dtype, np.asarray(txt[:0]).dtype
             check_widths(name, shape_i, shape_t)
-        self.shards = [Shard(name, int(shape_i[0]), int(shape_i[1]), np.dtype(dt_i))]
+        self.shards = [Shard(name, int(shape_i[0]), int(shape_i[1]), shard_dtype(dt_i, dt_t, name))]
 
     def read(self, i):
         if self._paths:
