@@ -183,3 +183,162 @@ def test_rows_beyond_float32_without_normalization_are_named(arrays):
     A[13] = np.nan
     with pytest.raises(ValueError, match="emb_img has a NaN or Inf in row 13"):
         cc.select(A, B, 10)
+
+
+# --- 6-8 and 16: outputs never replace an input or each other; the summary's name keeps the whole name ------
+
+@pytest.fixture
+def npy(tmp_path, arrays):
+    A, B, y = arrays
+    for name, arr in (("img", A), ("txt", B), ("labels", y)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    return tmp_path
+
+
+def select_args(d, *extra):
+    return ["select", "--img", d / "img.npy", "--txt", d / "txt.npy", "--labels", d / "labels.npy", "--k", "10%",
+            *extra]
+
+
+def test_out_named_json_is_refused_before_anything_is_written(capsys, npy):
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "res.json"))
+    assert code == 2 and "--out: " in err and "ends in .json, the summary's name" in err
+    assert not (npy / "res.json").exists()
+
+
+@pytest.mark.parametrize("victim", ["img.npy", "txt.npy", "labels.npy"])
+def test_out_equal_to_an_input_is_refused_and_the_input_kept(capsys, npy, victim):
+    before = (npy / victim).read_bytes()
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / victim))
+    assert code == 2 and "is the input" in err and err.count("\n") == 1
+    assert (npy / victim).read_bytes() == before
+
+
+def test_an_output_through_another_name_of_an_input_is_refused(capsys, npy):
+    os.link(npy / "img.npy", npy / "hard.npy")  # a hard link: another path, the same file
+    (npy / "sub").mkdir()
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "sub" / ".." / "hard.npy"))
+    assert code == 2 and "is the input --img" in err
+
+
+def test_a_summary_that_would_replace_an_input_is_refused(capsys, npy):
+    np.save(npy / "labels.json", np.zeros(3))  # (an odd name for an input, but a file all the same)
+    code, _, err = run(capsys, "select", "--img", npy / "img.npy", "--txt", npy / "txt.npy",
+                       "--labels", npy / "labels.json", "--k", "5", "--out", npy / "labels.npy")
+    assert code == 2 and "is the input --labels" in err
+
+
+def test_a_pool_file_is_never_an_output(capsys, tmp_path, arrays):
+    A, B, y = arrays
+    write_datacomp(tmp_path / "dc", A, B, parts=2)
+    meta = tmp_path / "dc" / "00000000.parquet"
+    before = meta.read_bytes()
+    code, _, err = run(capsys, "select", "--datacomp", tmp_path / "dc", "--k", "5", "--out", meta)
+    assert code == 2 and "is the input the pool file 00000000.parquet" in err
+    assert meta.read_bytes() == before
+
+
+def test_summaries_are_named_from_the_whole_output_name(capsys, npy):
+    for name in ("sel_k0.1", "sel_k0.2"):
+        assert run(capsys, *select_args(npy, "--out", npy / name))[0] == 0
+    first, second = (json.loads((npy / f"sel_k0.{i}.json").read_text()) for i in (1, 2))
+    assert not (npy / "sel_k0.json").exists()
+    assert np.load(npy / "sel_k0.1").tolist() == np.load(npy / "sel_k0.2").tolist()
+    assert first["k"] == second["k"] == N // 10
+
+
+def test_a_table_from_npy_inputs_is_refused_not_written_as_npy(capsys, npy):
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "s.tsv"))
+    assert code == 2 and "--out: a .tsv subset is the source's own table" in err
+    assert not (npy / "s.tsv").exists()
+
+
+def test_class_prompts_for_a_method_without_classes_are_refused(capsys, npy):
+    np.save(npy / "classes.npy", np.random.default_rng(0).normal(size=(3, D)))
+    code, _, err = run(capsys, "select", "--img", npy / "img.npy", "--txt", npy / "txt.npy", "--class-emb",
+                       npy / "classes.npy", "--k", "5", "--method", "semdedup", "--out", npy / "s.npy")
+    assert code == 2 and "--class-emb: --method semdedup takes no classes" in err
+
+
+def test_labels_and_class_prompts_together_mean_what_select_says(capsys, npy, arrays):
+    A, B, y = arrays
+    T = np.random.default_rng(0).normal(size=(6, D))
+    np.save(npy / "classes.npy", T)
+    assert run(capsys, *select_args(npy, "--class-emb", npy / "classes.npy", "--out", npy / "s.npy"))[0] == 0
+    want = cc.select(A, B, 0.1, labels=y, class_emb=T)
+    assert np.load(npy / "s.npy").tolist() == want.indices.tolist()
+    assert want.indices.tolist() != cc.select(A, B, 0.1, labels=y).indices.tolist()  # the label term acts
+
+
+def test_an_emb_folder_without_classes_says_so(capsys, caplog, tmp_path, arrays):
+    A, B, _ = arrays
+    (tmp_path / "emb").mkdir()
+    np.save(tmp_path / "emb" / "img.npy", A)
+    np.save(tmp_path / "emb" / "txt.npy", B)
+    assert run(capsys, "select", "--emb", tmp_path / "emb", "--k", "5", "--out", tmp_path / "s.npy")[0] == 0
+    assert "the whole pool is one class" in caplog.text
+
+
+def test_k_zero_warns(capsys, caplog, npy):
+    assert run(capsys, *select_args(npy, "--k", "0", "--out", npy / "s.npy"))[0] == 0
+    assert "--k 0: the subset is empty" in caplog.text and len(np.load(npy / "s.npy")) == 0
+
+
+@pytest.mark.parametrize("k, want", [("1e3", 1000), ("1200", 1200), ("1200.0", 1200), ("10%", 0.1),
+                                     ("0.25", 0.25), ("0", 0)])
+def test_k_as_typed(k, want):
+    from clipcov_fast.cli.select import k_from_text
+
+    got = k_from_text(k)
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize("k", ["1.5", "-3", "nan", "inf", "150%", "ten", "1e400"])
+def test_bad_k_is_named(k):
+    from clipcov_fast.cli.select import k_from_text
+
+    with pytest.raises(ValueError, match="--k must be a count"):
+        k_from_text(k)
+
+
+@pytest.mark.parametrize("argv", [["work", "--work-dir", "W", "--num-threads", "-3"],
+                                  ["select", "--img", "a", "--txt", "b", "--k", "1", "--out", "o.npy",
+                                   "--num-threads", "0"],
+                                  ["select", "--img", "a", "--txt", "b", "--k", "1", "--out", "o.npy",
+                                   "--workers", "x"]])
+def test_counts_of_threads_and_workers_must_be_positive(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2 and "must be a positive whole number" in capsys.readouterr().err
+
+
+# --- OS errors are one-line messages that name the path ----------------------------------------------------
+
+def test_out_an_existing_folder(capsys, npy):
+    (npy / "dir.npy").mkdir()
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "dir.npy"))
+    assert code == 2 and err == f"clipcov select: error: {npy / 'dir.npy'}: is a folder; give a file name\n"
+
+
+def test_out_under_a_regular_file(capsys, npy):
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "img.npy" / "s.npy"))
+    assert code == 2 and err.startswith(f"clipcov select: error: {npy / 'img.npy'}: is a file")
+
+
+def test_a_work_directory_that_is_a_file(capsys, npy):
+    code, _, err = run(capsys, *select_args(npy, "--engine", "local", "--work-dir", npy / "labels.npy",
+                                            "--out", npy / "s.npy"))
+    assert code == 2 and f"{npy / 'labels.npy'}" in err and "not a folder" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("code_, text", [(28, "No space left on device"), (30, "Read-only file system")])
+def test_a_failing_write_names_its_path(capsys, npy, monkeypatch, code_, text):
+    import numpy
+
+    def no(f, *a, **k):
+        raise OSError(code_, text)  # what a write(2) raises: no file name
+
+    monkeypatch.setattr(numpy, "save", no)
+    code, _, err = run(capsys, *select_args(npy, "--out", npy / "s.npy"))
+    assert code == 2 and err == f"clipcov select: error: {npy / 's.npy'}: {text}\n"
+    assert [p.name for p in npy.iterdir() if p.name.startswith(".")] == []  # no temporary file left

@@ -1,7 +1,8 @@
 """The `clipcov` command line: one sub-command per stage, one module per sub-command.
 
 Each command module exposes `register(subparsers)`, which adds its sub-command and sets `func`; the
-function turns the flags into a library call and prints what it wrote. Only this package parses flags.
+function turns the flags into a library call and prints what it wrote. Only this package parses flags
+(types.py: the argparse types the commands share). Errors are one line, `clipcov COMMAND: error: ...`.
 """
 import argparse
 import logging
@@ -37,9 +38,21 @@ def main(argv=None):
         return args.func(args) or 0
     except ModuleNotFoundError as e:  # an optional dependency: name the extra that brings it
         extra = "scale" if e.name in ("ray", "pyarrow") else "clip"
-        print(f"clipcov {args.command}: error: this needs the Python package {e.name!r}, which is not "
-              f"installed; install the extra that brings it: pip install 'clipcov-fast[{extra}]'", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"clipcov {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _error(args, f"this needs the Python package {e.name!r}, which is not installed; install the "
+                            f"extra that brings it: pip install 'clipcov-fast[{extra}]'")
+    except (ValueError, TypeError, OSError) as e:  # bad input, or the file system said no
+        return _error(args, message(e))
+
+
+def message(e):
+    """One line for an error: an OS error's path and reason ('out/x.npy: No space left on device'),
+    else the exception's own text."""
+    if isinstance(e, OSError) and e.strerror:
+        paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+        return f"{paths}: {e.strerror}" if paths else e.strerror
+    return str(e)
+
+
+def _error(args, text):
+    print(f"clipcov {args.command}: error: {text}", file=sys.stderr)
+    return 2

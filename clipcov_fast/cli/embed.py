@@ -1,6 +1,7 @@
 """`clipcov embed`: embed image-caption pairs with an open_clip model (resumable)."""
 from ..pipeline import models
 from ..pipeline.embed import embed
+from .types import positive_int
 
 
 def cmd_embed(args):
@@ -21,7 +22,7 @@ def register(sub):
     p.add_argument("--model", required=True, help=f"open_clip model name ({', '.join(models.NAMES)} ship here)")
     p.add_argument("--checkpoint", help="local weights file (nothing is downloaded); random weights without")
     p.add_argument("--out", required=True, help="output folder EMB")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers reading images")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights when there is no checkpoint")

@@ -1,6 +1,7 @@
 """`clipcov eval`: zero-shot classification and retrieval of a model."""
 from .. import files
 from ..training.evaluate import BUILTIN, evaluate
+from .types import positive_int
 
 
 def cmd_eval(args):
@@ -35,7 +36,7 @@ def register(sub):
     p.add_argument("--classes", help="class names: fashion-mnist, imagenet or a file (default: the dataset's)")
     p.add_argument("--templates", default="simple", help="prompt templates: simple, openai or a file")
     p.add_argument("--retrieval-limit", type=int, default=1000, help="pairs for retrieval (0: none)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="write the metrics as JSON here")
     p.set_defaults(func=cmd_eval)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..experiment.run import run
+from .types import positive_int
 
 
 def parse_set(items):
@@ -49,7 +50,7 @@ def add_run_args(p, outputs, work_help, out="docs"):
     """Flags shared by experiment, study and sweep: --set, --jobs, --work, --out, --no-progress."""
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable), "
                                                                         "e.g. --set seeds=[0,1,2]")
-    p.add_argument("--jobs", type=int, help="students trained at once (one thread each)")
+    p.add_argument("--jobs", type=positive_int, help="students trained at once (one thread each)")
     p.add_argument("--work", help=work_help)
     p.add_argument("--out", default=out, help=f"where {outputs} go (default {out})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

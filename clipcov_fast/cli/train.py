@@ -3,6 +3,7 @@ import shlex
 
 from ..pipeline import models
 from ..training.train import PAPER, train
+from .types import positive_int
 
 
 def cmd_train(args):
@@ -27,9 +28,9 @@ def register(sub):
     p.add_argument("--data", required=True, help="table of pairs (filepath, title), e.g. SUBSET.tsv")
     p.add_argument("--model", required=True, help=f"open_clip model name ({', '.join(models.NAMES)} ship here)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--epochs", type=int, help="passes over the data (default 10; 1 with --steps)")
-    p.add_argument("--steps", type=int, help="total optimizer steps, whatever the table size")
-    p.add_argument("--batch-size", type=int, default=64, help="per device (paper: 256 on each of 2 GPUs)")
+    p.add_argument("--epochs", type=positive_int, help="passes over the data (default 10; 1 with --steps)")
+    p.add_argument("--steps", type=positive_int, help="total optimizer steps, whatever the table size")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="per device (paper: 256 on each of 2 GPUs)")
     p.add_argument("--lr", type=float, default=PAPER["lr"])
     p.add_argument("--beta1", type=float, default=PAPER["beta1"])
     p.add_argument("--beta2", type=float, default=PAPER["beta2"])

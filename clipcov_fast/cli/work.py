@@ -1,5 +1,6 @@
 """`clipcov work`: run one share of a planned work directory's jobs (a SLURM array task, a Spark job)."""
 from ..scale.work import run_shard
+from .types import positive_int
 
 
 def shard_from_text(text):
@@ -21,10 +22,10 @@ def cmd_work(args):
 
 def register(sub):
     p = sub.add_parser("work", help="run a share of a work directory's class jobs",
-                       description="Run the jobs t with t %% N == i of a work directory planned by "
+                       description="Run the jobs t with t % N == i of a work directory planned by "
                                    "clipcov select --engine local/ray (or scale.plan); finished jobs are "
                                    "skipped. Then clipcov select with the same arguments merges.")
     p.add_argument("--work-dir", required=True)
     p.add_argument("--shard", default="0/1", help="i/N: this task's share (default 0/1: all)")
-    p.add_argument("--num-threads", type=int, default=1, help="threads of the engine (default 1)")
+    p.add_argument("--num-threads", type=positive_int, default=1, help="threads of the engine (default 1)")
     p.set_defaults(func=cmd_work)

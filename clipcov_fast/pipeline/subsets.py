@@ -56,18 +56,43 @@ def summary(sel, params):
     }
 
 
-def save_selection(sel, out, params, emb=None, absolute_paths=False):
-    """Write OUT.npy (indices in pick order) and OUT.json (summary), atomically. With an embedding folder
-    and an OUT that is not .npy, the chosen pairs go to OUT in the source's format first.
-    Returns (indices path, summary path, summary)."""
+def selection_paths(out, emb=None):
+    """(subset in the source's format or None, indices .npy, summary .json) that save_selection writes for
+    OUT: with an embedding folder and an OUT that is not .npy, OUT is the subset and the other two are its
+    companions (files.companion); else OUT holds the indices."""
     out = Path(out)
+    subset = out if emb is not None and out.suffix != ".npy" else None
+    npy = files.companion(out, ".npy") if subset else out
+    return subset, npy, files.companion(out, ".json")
+
+
+def save_selection(sel, out, params, emb=None, absolute_paths=False):
+    """Write the indices (pick order) and the summary of selection_paths(out, emb), atomically; with an
+    embedding folder and an OUT that is not .npy, the chosen pairs go to OUT in the source's format first.
+    Returns (indices path, summary path, summary)."""
+    subset, npy, summary_path = selection_paths(out, emb)
     info = summary(sel, params)
-    if emb is not None and out.suffix != ".npy":
-        info["subset"] = str(write_subset(emb, sel.indices, out, absolute_paths=absolute_paths))
-        out = out.with_suffix(".npy")
-    files.save_npy(out, sel.indices)
-    files.save_json(out.with_suffix(".json"), info)
-    return out, out.with_suffix(".json"), info
+    if subset is not None:
+        info["subset"] = str(write_subset(emb, sel.indices, subset, absolute_paths=absolute_paths))
+    files.save_npy(npy, sel.indices)
+    files.save_json(summary_path, info)
+    return npy, summary_path, info
+
+
+def source_inputs(emb):
+    """{what: path} of every file an embedding folder's selection reads: the folder's arrays, its manifest
+    and the source data the manifest names (outputs must not replace any of them)."""
+    found = embedding_files(emb)
+    out = {f"--emb {name}.npy": found[name] for name in ("img", "txt", "labels", "class_emb")}
+    out["--emb rows.npy"] = str(Path(emb) / "rows.npy")
+    out["--emb manifest.json"] = str(Path(emb) / "manifest.json")
+    data = (found["manifest"] or {}).get("data", {})
+    if data.get("path"):
+        out["the source data"] = data["path"]
+    for shard in data.get("shards", []):  # webdataset: the shards and the folders that hold them
+        out[f"the source shard {Path(shard).name}"] = shard
+        out["the source shards' folder"] = str(Path(shard).parent)
+    return out
 
 
 FORMATS = ("npy", "parquet", "datacomp")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import api
+from ..pipeline.subsets import load_array
 from ..selection import Selection
 from . import merge, work
 from .engines import ENGINES, get_engine
@@ -60,7 +61,7 @@ def _plan_work_merge(runner, pool, k, work_dir, t0, *, objective, budget, batch_
     idx, gains = merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))
     timings["merge"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    y = np.load(Path(work_dir) / "labels.npy")
+    y = np.asarray(load_array(Path(work_dir) / "labels.npy", "--work-dir"))
     log.info("select_pool %s (%s): n=%d k=%d in %.2fs", objective, type(runner).__name__, p["n"], p["k"],
              timings["total"])
     return Selection(np.asarray(idx, np.int64), np.asarray(gains, np.float64), float(np.sum(gains)), y,

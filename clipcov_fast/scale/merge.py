@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .work import read_picks
+
 log = logging.getLogger("clipcov_fast.scale")
 
 
@@ -17,9 +19,12 @@ def load_sequences(work_dir, num_classes):
     """{class: (indices, gains, target)} from the picks files, the longest computed target per class."""
     seqs = {}
     for path in sorted((Path(work_dir) / "picks").glob("*.npz")):
-        with np.load(path) as z:
-            classes, targets, ptr = z["classes"], z["targets"], z["ptr"]
-            idx, gains = z["indices"], z["gains"]
+        z = read_picks(path)
+        if z is None:  # broken: removed, so the job (or the extension it was) runs again
+            log.warning("merge: %s does not read as a picks file; removing it", path)
+            path.unlink(missing_ok=True)
+            continue
+        classes, targets, ptr, idx, gains = (z[key] for key in ("classes", "targets", "ptr", "indices", "gains"))
         for t, c in enumerate(classes):
             c = int(c)
             if c not in seqs or targets[t] > seqs[c][2]:

@@ -12,30 +12,38 @@ which saves writing the pool a second time (the work directory stays a few bytes
 only the work directory.
 
 Work directory:
-    plan.json        arguments (the fingerprint), n, d, classes, counts, quotas, targets, tasks, and
-                     where the rows are ("rows": copied into buckets, or the .npy files to read)
+    plan.json        arguments, the identity of every pool file ("source", fingerprint.py), n, d, classes,
+                     counts, quotas, targets, tasks, and where the rows are ("rows": copied into buckets,
+                     or the .npy files to read)
+    .lock            held (fcntl) while a run plans: one plan at a time; each plans in its own .plan-*/
     sums.npz         sum_img, sum_txt (K x d float64), count
     buckets/C.idx    class C's global row indices (int64, ascending), C.ls (label similarities),
                      C.img and C.txt (its rows as given, dtype in plan.json) when the rows are copied
     picks/NAME.npz   a job's per-class picks and gains (work.py)
 """
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import files, inputs
+from . import fingerprint
 
 log = logging.getLogger("clipcov_fast.scale")
 PLAN = "plan.json"
+LOCK = ".lock"
 BATCH_ROWS = 20_000  # small classes are batched into tasks of about this many rows
 BLOCK_ROWS = 1 << 18  # plan reads a shard in blocks of this many rows
-VERSION = 1
+VERSION = 2  # 2: resolved paths and a fingerprint of every source file
 
 
 def targets_for(counts, quotas, k, budget):
@@ -82,12 +90,57 @@ def _digest(array):
     return None if array is None else hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+PLAN_KEYS = ("args", "n", "d", "k", "dtype", "label_sim", "rows", "source", "classes", "counts", "quotas",
+             "targets", "tasks")
+
+
 def load_plan(work_dir):
     path = Path(work_dir) / PLAN
     if not path.is_file():
         raise FileNotFoundError(f"--work-dir: {work_dir} has no {PLAN} (run plan first: clipcov select ... "
                                 "--engine local --work-dir W)")
-    return json.loads(path.read_text())
+    try:
+        out = json.loads(path.read_text())
+        missing = [key for key in PLAN_KEYS if key not in out] if isinstance(out, dict) else ["all"]
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"--work-dir: {path} is not a readable plan ({e}); delete {work_dir} or use a new "
+                         "work directory") from e
+    if missing:
+        raise ValueError(f"--work-dir: {path} is not a plan of this version of clipcov-fast (it lacks "
+                         f"{', '.join(missing)}); delete {work_dir} or use a new work directory")
+    return out
+
+
+@contextlib.contextmanager
+def locked(work_dir):
+    """Hold the work directory's lock (fcntl, released when the process ends, however it ends): one plan
+    at a time; a second run waits for the first, then finds its plan."""
+    with files.naming(work_dir / LOCK), open(work_dir / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            log.warning("plan: %s is being planned by another clipcov run (pid %s); waiting for it", work_dir,
+                        f.read().strip() or "?")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def work_dir_of(work_dir):
+    """work_dir as a folder that exists (made if needed); a file there is refused."""
+    work_dir = Path(work_dir)
+    if work_dir.exists() and not work_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder (--work-dir)", str(work_dir))
+    files.check_can_write(work_dir / PLAN)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir
 
 
 def labels_for(pool, labels, T, normalize):
@@ -137,11 +190,10 @@ def _plan_block(a, b, yl, g0, shard_name, b0, T, y, normalize, eng, K, sum_img, 
 
 def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
          budget="proportional", normalize=True, memory_limit=None, batch_rows=BATCH_ROWS, copy_rows=None):
-    """Plan a selection of k rows of `pool` into work_dir (skipped when work_dir already holds this plan;
-    refused when it holds another). copy_rows: copy the rows' embeddings into the buckets (None: only when
-    some shard is not a pair of .npy files). Returns the plan (dict)."""
-    from .. import _core
-
+    """Plan a selection of k rows of `pool` into work_dir (skipped when work_dir already holds this plan of
+    these files; refused when it holds another, or the pool's files changed since). copy_rows: copy the
+    rows' embeddings into the buckets (None: only when some shard is not a pair of .npy files). Returns
+    the plan (dict)."""
     if budget not in inputs.BUDGETS:
         raise ValueError(f"budget must be one of {inputs.BUDGETS}, got {budget!r}")
     w = inputs.resolve_weights(objective, weights, threshold)
@@ -150,19 +202,48 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     T = None if class_emb is None else inputs.check_class_emb(class_emb, d, normalize)
     if labels is not None:
         labels = inputs.check_labels(labels, n, None if T is None else len(T))
-    args = {"version": VERSION, "pool": pool.describe(), "k": k, "objective": objective, "budget": budget,
-            "threshold": float(threshold), "weights": w, "normalize": bool(normalize),
-            "labels": _digest(labels), "class_emb": _digest(T)}
-    work_dir = Path(work_dir)
-    if (work_dir / PLAN).is_file():
-        old = load_plan(work_dir)
-        if old["args"] != json.loads(json.dumps(args)):
-            changed = sorted(key for key in args if json.loads(json.dumps(args))[key] != old["args"].get(key))
-            raise ValueError(f"--work-dir: {work_dir} holds a plan made with other arguments (they differ in "
-                             f"{', '.join(changed)}); use a new work directory or delete it")
-        log.info("plan: %s already planned, reusing it", work_dir)
-        return old
+    args = json.loads(json.dumps({
+        "version": VERSION, "pool": pool.describe(), "k": k, "objective": objective, "budget": budget,
+        "threshold": float(threshold), "weights": w, "normalize": bool(normalize), "labels": _digest(labels),
+        "class_emb": _digest(T)}))
+    work_dir = work_dir_of(work_dir)
+    source = fingerprint.of_pool(pool)
+    with locked(work_dir):
+        if (work_dir / PLAN).is_file():
+            return _reuse(work_dir, args, source)
+        for stale in work_dir.glob(".plan-*"):  # a killed plan's (we hold the lock: no plan is running)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".plan-", dir=work_dir))
+        try:
+            with files.naming(tmp):
+                out = _build(pool, work_dir, tmp, args, source, k, T, labels, normalize, budget, memory_limit,
+                             batch_rows, copy_rows)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed plan (ENOSPC too) leaves nothing behind
+    return json.loads(json.dumps(out))
 
+
+def _reuse(work_dir, args, source):
+    old = load_plan(work_dir)
+    if old["args"] != args:
+        changed = sorted(key for key in args if args[key] != old["args"].get(key))
+        raise ValueError(f"--work-dir: {work_dir} holds a plan made with other arguments (they differ in "
+                         f"{', '.join(changed)}); use a new work directory or delete it")
+    changed = fingerprint.changes(old["source"], source)
+    if changed:
+        raise ValueError(f"--work-dir: {work_dir} was planned from other contents of the pool: "
+                         f"{'; '.join(changed[:3])}; its picks are not this pool's: use a new work directory "
+                         "or delete it")
+    log.info("plan: %s already planned, reusing it", work_dir)
+    return old
+
+
+def _build(pool, work_dir, tmp, args, source, k, T, labels, normalize, budget, memory_limit, batch_rows,
+           copy_rows):
+    """One pass over the pool into tmp, then published into work_dir, plan.json last."""
+    from .. import _core
+
+    n, d = pool.n, pool.d
     y = labels_for(pool, labels, T, normalize)
     classes, dense, counts = np.unique(y, return_inverse=True, return_counts=True)
     dense = dense.astype(np.int64).ravel()
@@ -184,10 +265,7 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     rows_at = {"copied": copy, "files": None if copy else
                [[img, txt, s.rows] for (img, txt), s in zip(files_of, pool.shards)]}
 
-    tmp = work_dir / ".plan-tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "buckets").mkdir(parents=True)
+    (tmp / "buckets").mkdir()
     K = len(counts)
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     sum_img, sum_txt = np.zeros((K, d)), np.zeros((K, d))
@@ -219,12 +297,11 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
             shutil.rmtree(work_dir / name) if (work_dir / name).is_dir() else (work_dir / name).unlink()
     os.replace(tmp / "buckets", work_dir / "buckets")
     os.replace(tmp / "sums.npz", work_dir / "sums.npz")
-    shutil.rmtree(tmp)
     out = {"args": args, "n": n, "d": d, "k": k, "dtype": str(dtype), "label_sim": T is not None,
-           "rows": rows_at, "classes": classes.tolist(), "counts": counts.tolist(), "quotas": quotas.tolist(),
-           "targets": targets.tolist(), "tasks": tasks_for(counts, targets, batch_rows)}
+           "rows": rows_at, "source": source, "classes": classes.tolist(), "counts": counts.tolist(),
+           "quotas": quotas.tolist(), "targets": targets.tolist(), "tasks": tasks_for(counts, targets, batch_rows)}
     files.save_npy(work_dir / "labels.npy", y)
     files.save_json(work_dir / PLAN, out)  # last: a plan.json means a complete plan
     log.info("plan: n=%d d=%d k=%d classes=%d tasks=%d into %s (rows %s)", n, d, k, K, len(out["tasks"]), work_dir,
              "copied" if copy else "read from the pool's .npy files")
-    return json.loads(json.dumps(out))
+    return out

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from . import fingerprint
 from .plan import load_plan
 
 log = logging.getLogger("clipcov_fast.scale")
@@ -26,13 +27,45 @@ def job_path(work_dir, name):
     return Path(work_dir) / "picks" / f"{name}.npz"
 
 
+PICKS_KEYS = ("classes", "targets", "ptr", "indices", "gains")
+
+
+def read_picks(path):
+    """A picks file's arrays, or None when it does not read as one (truncated, garbage, half-copied)."""
+    try:
+        with np.load(path) as z:
+            out = {key: z[key] for key in PICKS_KEYS}
+    except Exception:  # noqa: BLE001 - whatever np.load makes of a broken file (BadZipFile, EOFError, ...)
+        return None
+    ptr = out["ptr"]
+    if not (len(ptr) == len(out["classes"]) + 1 == len(out["targets"]) + 1 and ptr[0] == 0 and
+            ptr[-1] == len(out["indices"]) == len(out["gains"]) and np.all(np.diff(ptr) >= 0)):
+        return None
+    return out
+
+
+def job_done(work_dir, name):
+    """The job's picks file exists and reads; an unreadable one is removed (and so recomputed)."""
+    path = job_path(work_dir, name)
+    if not path.is_file():
+        return False
+    if read_picks(path) is None:
+        log.warning("work: %s does not read as a picks file; removing it, the job runs again", path)
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def _sums(work_dir):
     key = str(Path(work_dir).resolve())
     path = Path(work_dir) / "sums.npz"
-    stamp = path.stat().st_mtime_ns
-    if key not in _SUMS or _SUMS[key][0] != stamp:
-        with np.load(path) as z:
-            _SUMS[key] = (stamp, z["sum_img"], z["sum_txt"], z["count"])
+    try:
+        stamp = path.stat().st_mtime_ns
+        if key not in _SUMS or _SUMS[key][0] != stamp:
+            with np.load(path) as z:
+                _SUMS[key] = (stamp, z["sum_img"], z["sum_txt"], z["count"])
+    except Exception as e:  # noqa: BLE001 - a missing or broken file, however np.load reports it
+        raise ValueError(f"--work-dir: {path} does not read ({e}); plan again in a new work directory") from e
     return _SUMS[key][1:]
 
 
@@ -111,10 +144,12 @@ def run_job(work_dir, job, num_threads=1):
 
     name, classes, targets = job
     out = job_path(work_dir, name)
-    if out.is_file():
+    if job_done(work_dir, name):
         return out
     t0 = time.perf_counter()
     plan = load_plan(work_dir)
+    if not _copied(plan):  # rows come from the pool's files: they must be the files the plan read
+        fingerprint.check_unchanged(plan["source"]["files"])
     args, w = plan["args"], plan["args"]["weights"]
     parts = [read_bucket(work_dir, plan, c) for c in classes]
     sizes = np.array([len(p[2]) for p in parts], np.int64)
@@ -170,7 +205,7 @@ def run_shard(work_dir, shard=0, num_shards=1, num_threads=1):
     jobs = [j for t, j in enumerate(task_jobs(plan)) if t % num_shards == shard]
     done = 0
     for job in jobs:
-        if not job_path(work_dir, job[0]).is_file():
+        if not job_done(work_dir, job[0]):
             run_job(work_dir, job, num_threads)
             done += 1
     return len(jobs), done

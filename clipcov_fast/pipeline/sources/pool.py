@@ -76,9 +76,16 @@ class Pool:
         read rows of by index; else None (the plan then copies the shard's rows into its buckets)."""
         return None
 
+    def files(self):
+        """Every file the pool reads, in shard order (outputs must not replace them; a work directory
+        fingerprints them)."""
+        return []
+
     def describe(self):
-        """What the pool is, for a work directory's fingerprint."""
-        return {"kind": self.kind, "shards": [[s.name, s.rows, s.d, str(s.dtype)] for s in self.shards]}
+        """What the pool is, for a work directory's arguments: its kind, its shards' shapes and its files'
+        resolved paths (the same relative path typed in another folder is another pool)."""
+        return {"kind": self.kind, "shards": [[s.rows, s.d, str(s.dtype)] for s in self.shards],
+                "files": [str(Path(p).resolve()) for p in self.files()]}
 
     # --- checks
     def check(self):
@@ -293,7 +300,6 @@ class ArrayPool(Pool):
     def mapped(self, i):
         return None if self._paths is None else tuple(str(Path(p).resolve()) for p in self._paths)
 
-    def describe(self):
-        out = super().describe()
-        out["paths"] = list(self._paths) if self._paths else None
-        return out
+    def files(self):
+        return list(self._paths or ())
+

@@ -3,9 +3,15 @@
 The pool starts when the engine is entered, so its processes start and import while the driver plans;
 the same processes then serve the first round and the global budget's extensions."""
 import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 - cf.process.BrokenProcessPool
 import contextlib
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
+import time
 
 from tqdm.auto import tqdm
 
@@ -15,6 +21,21 @@ from . import Engine
 
 def _affinity():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _die_with(driver):
+    """A worker's initializer: it dies when its driver does (kill -9 included), instead of computing and
+    writing picks into a work directory nobody waits on."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    else:  # elsewhere: a thread that watches for the driver to go
+        def watch():
+            while os.getppid() == driver:
+                time.sleep(1)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != driver:  # the driver died before prctl took effect
+        os._exit(1)
 
 
 class LocalEngine(Engine):
@@ -27,7 +48,8 @@ class LocalEngine(Engine):
     def __enter__(self):
         if self.workers > 1:
             # spawn: a forked child of a process that has run OpenMP can hang in its first parallel region
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                                initializer=_die_with, initargs=(os.getpid(),))
             for _ in range(self.workers):  # start every worker now, each importing the engine
                 self._pool.submit(work.warm_up)
         return self
@@ -39,7 +61,7 @@ class LocalEngine(Engine):
         return False
 
     def run(self, work_dir, jobs, plan):
-        jobs = [j for j in jobs if not work.job_path(work_dir, j[0]).is_file()]
+        jobs = [j for j in jobs if not work.job_done(work_dir, j[0])]
         if not jobs:
             return
         counts = plan["counts"]
@@ -59,5 +81,8 @@ class LocalEngine(Engine):
                 for f in cf.as_completed(futures):
                     f.result()
                     bar.update()
+            except cf.process.BrokenProcessPool as e:  # a worker was killed (the OOM killer, a signal)
+                raise ChildProcessError(f"--engine local: a worker process died before its job was done "
+                                        f"({e}); out of memory? rerun to resume, with fewer --workers") from e
             finally:
                 bar.close()

@@ -1,6 +1,7 @@
 """The Ray engine: one Ray task per job, CPUs in proportion to its rows (a local Ray when no address is
 given; on a multi-node cluster the work directory must be on storage every node reads)."""
 import logging
+import socket
 
 import ray
 
@@ -15,16 +16,36 @@ def _run_job(work_dir, job, threads):
     return str(work.run_job(work_dir, job, threads))
 
 
+CONNECT_TIMEOUT_S = 10
+
+
+def check_reachable(address, timeout=CONNECT_TIMEOUT_S):
+    """Something answers at a cluster address (host:port, or ray://host:port) within `timeout` seconds:
+    ray.init would otherwise wait without a word. 'auto' and 'local' are Ray's own and not checked."""
+    if address in (None, "auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--ray-address must look like HOST:PORT (e.g. 10.0.0.1:6379), 'auto' or "
+                         f"ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"--ray-address: nothing answers at {address} within {timeout} s "
+                              f"({e.strerror or e}); is the cluster up (ray start --head)?") from None
+
+
 class RayEngine(Engine):
     def __init__(self, address=None):
         if not ray.is_initialized():
+            check_reachable(address)
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.node_cpus = max([int(n["Resources"].get("CPU", 1)) for n in nodes] or [1])
 
     def run(self, work_dir, jobs, plan):
-        jobs = [j for j in jobs if not work.job_path(work_dir, j[0]).is_file()]
+        jobs = [j for j in jobs if not work.job_done(work_dir, j[0])]
         if not jobs:
             return
         counts = plan["counts"]
