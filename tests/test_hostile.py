@@ -342,3 +342,203 @@ def test_a_failing_write_names_its_path(capsys, npy, monkeypatch, code_, text):
     code, _, err = run(capsys, *select_args(npy, "--out", npy / "s.npy"))
     assert code == 2 and err == f"clipcov select: error: {npy / 's.npy'}: {text}\n"
     assert [p.name for p in npy.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+# --- 1. a work directory knows what it was made from -------------------------------------------------------
+
+def pool_select(tmp_path, cr, work, out, *extra):
+    return ["select", "--clip-retrieval", cr, "--k", "10%", "--engine", "local", "--workers", "1",
+            "--work-dir", work, "--out", out, *extra]
+
+
+def test_a_pool_file_rewritten_after_the_plan_is_not_answered_from_the_old_work_directory(capsys, tmp_path,
+                                                                                           arrays):
+    A, B, _ = arrays
+    cr = tmp_path / "cr"
+    write_clip_retrieval(cr, A, B, parts=2)
+    assert run(capsys, *pool_select(tmp_path, cr, tmp_path / "W1", tmp_path / "a.npy"))[0] == 0
+    f = cr / "img_emb" / "img_emb_0.npy"
+    st = f.stat()
+    rows = np.load(f)
+    np.save(f, rows[np.random.default_rng(0).permutation(len(rows))])  # same shape, same inode
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime: only the contents tell
+    assert f.stat().st_size == st.st_size and f.stat().st_ino == st.st_ino
+    code, _, err = run(capsys, *pool_select(tmp_path, cr, tmp_path / "W1", tmp_path / "b.npy"))
+    assert code == 2 and f"was planned from other contents of the pool: {f} changed (contents)" in err
+    assert not (tmp_path / "b.npy").exists()
+    assert run(capsys, *pool_select(tmp_path, cr, tmp_path / "W2", tmp_path / "b.npy"))[0] == 0
+    A2 = np.concatenate([np.load(f), np.load(cr / "img_emb" / "img_emb_1.npy")])
+    B2 = np.concatenate([np.load(cr / "text_emb" / "text_emb_0.npy"), np.load(cr / "text_emb" / "text_emb_1.npy")])
+    assert np.load(tmp_path / "b.npy").tolist() == cc.select(A2, B2, 0.1).indices.tolist()
+
+
+def test_the_same_relative_path_from_another_folder_is_another_pool(capsys, tmp_path, arrays, monkeypatch):
+    A, B, _ = arrays
+    for folder, scale in (("one", 1.0), ("two", -1.0)):
+        write_clip_retrieval(tmp_path / folder / "cr", A * scale, B, parts=2)
+    monkeypatch.chdir(tmp_path / "one")
+    assert run(capsys, *pool_select(tmp_path, "cr", tmp_path / "W", tmp_path / "a.npy"))[0] == 0
+    monkeypatch.chdir(tmp_path / "two")
+    code, _, err = run(capsys, *pool_select(tmp_path, "cr", tmp_path / "W", tmp_path / "b.npy"))
+    assert code == 2 and "holds a plan made with other arguments (they differ in pool)" in err
+
+
+def test_a_rows_file_replaced_between_plan_and_work_is_caught_by_the_work_step(tmp_path, arrays):
+    from clipcov_fast.scale import plan as plan_mod, work
+
+    A, B, y = arrays
+    write_clip_retrieval(tmp_path / "cr", A, B, parts=2)
+    plan_mod.plan(open_pool(clip_retrieval=tmp_path / "cr"), tmp_path / "W", 0.1, labels=y)
+    f = tmp_path / "cr" / "text_emb" / "text_emb_1.npy"
+    np.save(f, np.load(f)[::-1])  # a new mtime
+    with pytest.raises(ValueError, match="text_emb_1.npy changed after the plan"):
+        for job in work.task_jobs(plan_mod.load_plan(tmp_path / "W")):
+            work.run_job(tmp_path / "W", job)
+
+
+# --- 9. the local engine's workers die with their driver -----------------------------------------------------
+
+def test_kill_9_of_the_driver_takes_its_workers_along(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    driver = subprocess.Popen([sys.executable, "-c", (
+        "import time; from clipcov_fast.scale.engines.local import LocalEngine\n"
+        "with LocalEngine(2) as e:\n"
+        "    print('up', flush=True); time.sleep(300)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout.readline().strip() == "up"
+        deadline = time.monotonic() + 60
+        while len(psutil.Process(driver.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        children = psutil.Process(driver.pid).children(recursive=True)
+        assert len(children) >= 2  # the two workers (and the resource tracker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        driver.kill()
+
+
+# --- 10. two runs planning one work directory at once ----------------------------------------------------------
+
+def test_two_plans_at_once_both_answer_and_leave_a_sound_work_directory(tmp_path):
+    import subprocess
+    import sys
+
+    A, B, y = make_pool(200_000, 32, classes=8, seed=4)  # big enough that the two plans overlap (about 1 s)
+    write_clip_retrieval(tmp_path / "cr", A.astype(np.float16), B.astype(np.float16), parts=8)
+    np.save(tmp_path / "labels.npy", y)
+    argv = lambda out: [sys.executable, "-m", "clipcov_fast.cli", "select", "--clip-retrieval",  # noqa: E731
+                        str(tmp_path / "cr"), "--labels", str(tmp_path / "labels.npy"), "--k", "1%",
+                        "--engine", "local", "--workers", "1", "--copy-rows", "--work-dir", str(tmp_path / "W"),
+                        "--out", str(tmp_path / out)]
+    runs = [subprocess.Popen(argv(f"{i}.npy"), stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], errs
+    assert "Traceback" not in "".join(errs)
+    want = cc.select(A.astype(np.float16), B.astype(np.float16), 0.01, labels=y).indices.tolist()
+    assert np.load(tmp_path / "0.npy").tolist() == np.load(tmp_path / "1.npy").tolist() == want
+    assert not list((tmp_path / "W").glob(".plan-*"))
+    later = subprocess.run(argv("2.npy"), capture_output=True, text=True, timeout=600)
+    assert later.returncode == 0 and np.load(tmp_path / "2.npy").tolist() == want
+
+
+def test_a_second_plan_waits_for_the_lock_of_the_first(tmp_path):
+    import threading
+
+    from clipcov_fast.scale.plan import locked
+
+    order = []
+    with locked(tmp_path):
+        t = threading.Thread(target=lambda: (locked(tmp_path).__enter__(), order.append("second")))
+        t.start()
+        t.join(0.5)
+        order.append("first done")
+    t.join(10)
+    assert order == ["first done", "second"]
+
+
+# --- 11. a failed plan leaves nothing behind; broken files are named or recomputed ------------------------------
+
+def test_enospc_during_a_plan_leaves_no_temporary_folder(capsys, tmp_path, arrays, monkeypatch):
+    from clipcov_fast.scale import plan as plan_mod
+
+    A, B, _ = arrays
+    write_clip_retrieval(tmp_path / "cr", A, B, parts=2)
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second block: the first one's buckets are written
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    real = plan_mod._plan_block
+    monkeypatch.setattr(plan_mod, "_plan_block", full)
+    monkeypatch.setattr(plan_mod, "BLOCK_ROWS", 100)
+    code, _, err = run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy",
+                                            "--copy-rows"))
+    assert code == 2 and "No space left on device" in err and str(tmp_path / "W" / ".plan-") in err
+    assert sorted(p.name for p in (tmp_path / "W").iterdir()) == [".lock"]
+    monkeypatch.setattr(plan_mod, "_plan_block", real)
+    assert run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy"))[0] == 0
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_broken_picks_file_is_recomputed(capsys, tmp_path, arrays, damage):
+    A, B, y = arrays
+    write_clip_retrieval(tmp_path / "cr", A, B, parts=2)
+    np.save(tmp_path / "labels.npy", y)
+    argv = pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy", "--labels",
+                       tmp_path / "labels.npy", "--budget", "global")
+    assert run(capsys, *argv)[0] == 0
+    first = np.load(tmp_path / "a.npy")
+    for p in (tmp_path / "W" / "picks").glob("*.npz"):
+        data = p.read_bytes()
+        p.write_bytes({"truncate": data[:len(data) // 2], "garbage": os.urandom(len(data)), "empty": b""}[damage])
+    assert run(capsys, *argv)[0] == 0
+    assert np.load(tmp_path / "a.npy").tolist() == first.tolist() == cc.select(A, B, 0.1, labels=y,
+                                                                                   budget="global").indices.tolist()
+
+
+def test_a_garbage_plan_is_named(capsys, tmp_path, arrays):
+    A, B, _ = arrays
+    write_clip_retrieval(tmp_path / "cr", A, B, parts=2)
+    assert run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy"))[0] == 0
+    (tmp_path / "W" / "plan.json").write_text("{not json")
+    code, _, err = run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy"))
+    assert code == 2 and f"{tmp_path / 'W' / 'plan.json'} is not a readable plan" in err
+    (tmp_path / "W" / "plan.json").write_text("[]")
+    code, _, err = run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy"))
+    assert code == 2 and "plan.json is not a plan of this version" in err
+    (tmp_path / "W" / "sums.npz").write_bytes(b"x")
+    (tmp_path / "W" / "plan.json").unlink()  # replanned: the broken sums are replaced
+    assert run(capsys, *pool_select(tmp_path, tmp_path / "cr", tmp_path / "W", tmp_path / "a.npy"))[0] == 0
+
+
+# --- 12. a Ray address where nothing answers ------------------------------------------------------------------
+
+def test_a_ray_address_with_nothing_listening_fails_at_once(capsys, npy):
+    import time
+
+    pytest.importorskip("ray")
+    t0 = time.monotonic()
+    code, _, err = run(capsys, *select_args(npy, "--engine", "ray", "--ray-address", "127.0.0.1:1",
+                                            "--work-dir", npy / "W", "--out", npy / "s.npy"))
+    assert code == 2 and "--ray-address: nothing answers at 127.0.0.1:1 within 10 s" in err
+    assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("address", ["nohost", "host:port", "ray://h"])
+def test_a_malformed_ray_address_is_named(address):
+    pytest.importorskip("ray")
+    from clipcov_fast.scale.engines.ray import check_reachable
+
+    with pytest.raises(ValueError, match="--ray-address must look like HOST:PORT"):
+        check_reachable(address)
