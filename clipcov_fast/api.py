@@ -74,8 +74,11 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
 
     emb_img, emb_txt: (n, d) image and caption embeddings of the same pairs (float16/32/64 arrays,
     memory maps, torch tensors). k: an int, or a float in (0, 1) for a fraction of n.
-    labels: (n,) proxy classes; or class_emb: (K, d) class-prompt text embeddings for zero-shot
-    labels; neither: one class. budget: "proportional" class quotas or one "global" greedy.
+    labels: (n,) integer proxy classes. class_emb: (K, d) class-prompt text embeddings. labels alone:
+    those classes; class_emb alone: each pair's zero-shot class (argmax over the prompts), and the label
+    term <caption, its class's prompt>; both (the paper's recipe): the classes of labels (values < K)
+    and the label term from class_emb; neither: one class and no label term.
+    budget: "proportional" class quotas or one "global" greedy.
     weights: coverage, easiness, label, center, redundancy (xcov: easiness, label, center).
     """
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import functools
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -39,10 +40,16 @@ def available():
     try:
         count = _cuda.device_count()
     except RuntimeError as e:
-        return False, str(e)
+        if not _nvidia_driver_loaded():  # the usual case on a CPU machine: not a broken driver
+            return False, "this machine has no NVIDIA GPU (no NVIDIA driver is loaded)"
+        return False, f"an NVIDIA driver is loaded, but CUDA cannot use it: {e}"
     if count == 0:
         return False, "no CUDA GPU is visible"
     return True, f"{count} CUDA device(s)"
+
+
+def _nvidia_driver_loaded():
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _is_torch(x):

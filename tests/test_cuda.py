@@ -43,7 +43,7 @@ def _gpu_answers():
 GPU_ANSWERS = _gpu_answers()
 USABLE, WHY = gpu.available()
 GPU_TIMEOUT = pytest.mark.timeout(60, method="thread")
-needs_gpu = pytest.mark.skipif(not (USABLE or GPU_ANSWERS), reason=f"no CUDA GPU: {WHY}")
+needs_gpu = pytest.mark.skipif(not (USABLE or GPU_ANSWERS), reason=WHY)
 CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, GPU_TIMEOUT, needs_gpu])
 devices = ["cpu", CUDA]
 

@@ -52,3 +52,22 @@ def test_compare_pairs_by_seed_and_corrects_over_methods():
     assert got["a"]["n"] == 3 and got["a"]["p_holm"] == pytest.approx(2 * (1 - 7 / 51 ** 0.5))
     assert got["full"]["p_holm"] == 0.0 and got["b"]["p_holm"] == pytest.approx(1.0)
     assert [got[m]["resolved"] for m in ("a", "b", "full")] == [True, False, True]
+
+
+def test_the_headline_reads_the_paired_comparison():
+    """The same students as above (with the fields summarize reads): clipcov 50.0 ± 10.0 (0.5, 0.4, 0.6), random 61.7 ± 7.6 (0.6, 0.55, 0.7),
+    'random' +11.7 [+4.5, +18.8] resolved (the 'a' case: 0.116667 +- 0.071711, Holm over 2 methods), the
+    full pool +10.0 with no spread (interval +10.0 to +10.0, p 0: resolved)."""
+    def student(method, budget, seed, top1):
+        return {"method": method, "budget": budget, "seed": seed, "top1": top1, "class_counts": [1],
+                "fractions": dict.fromkeys(report.KINDS, 0.25), "distinct_images": 1, "pairs": 10}
+
+    ref = {0: 0.5, 1: 0.4, 2: 0.6}
+    students = [student("clipcov", 0.1, s, v) for s, v in ref.items()]
+    students += [student("random", 0.1, s, ref[s] + d) for s, d in zip(ref, (.1, .15, .1))]
+    students += [student("full", 1.0, s, ref[s] + 0.1) for s in ref]
+    lines = report.headline({"students": students}).splitlines()
+    assert lines[0].startswith("10% subsets")
+    assert lines[1].split() == ["random", "61.7", "±", "7.6", "+11.7", "[+4.5,", "+18.8]", "resolved", "above"]
+    assert lines[2].split() == ["full", "pool", "60.0", "±", "10.0", "+10.0", "[+10.0,", "+10.0]", "resolved", "above"]
+    assert lines[3].split()[:5] == ["ClipCov", "(proportional)", "50.0", "±", "10.0"] and "reference" in lines[3]

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..experiment.report import headline
 from ..experiment.run import run
 from .types import positive_int
 
@@ -46,8 +47,9 @@ def invoked_command():
     return None
 
 
-def add_run_args(p, outputs, work_help, out="docs"):
-    """Flags shared by experiment, study and sweep: --set, --jobs, --work, --out, --no-progress."""
+def add_run_args(p, outputs, work_help, out):
+    """Flags shared by experiment, study and sweep: --set, --jobs, --work, --out (default `out`, under the
+    untracked runs/: the committed reports in docs/ are written there only when asked), --no-progress."""
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable), "
                                                                         "e.g. --set seeds=[0,1,2]")
     p.add_argument("--jobs", type=positive_int, help="students trained at once (one thread each)")
@@ -60,8 +62,8 @@ def cmd_experiment(args):
     overrides = run_overrides(args, "jobs", "proxy")
     report = run(args.config, args.work, args.out, progress=not args.no_progress, command=invoked_command(),
                  **overrides)
-    print(f"experiment {report['config']['name']}: {len(report['students'])} students in "
-          f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'}")
+    print(f"\n{headline(report)}\n\nexperiment {report['config']['name']}: {len(report['students'])} students in "
+          f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'} and results.png")
 
 
 def register(sub):
@@ -73,5 +75,6 @@ def register(sub):
                                                     "of Config fields (with an optional \"base\")")
     p.add_argument("--proxy", help="lite0-minilm (default: frozen pretrained towers + heads fitted on "
                                    "fashion-proxy), tiny-clip, or MODEL=CHECKPOINT (a real CLIP)")
-    add_run_args(p, "results.md/.json/.png", "work folder, reused by reruns (default runs/experiment-CONFIG)")
+    add_run_args(p, "results.md/.json/.png", "work folder, reused by reruns (default runs/experiment-CONFIG)",
+                 out="runs/results")
     p.set_defaults(func=cmd_experiment)

@@ -29,5 +29,5 @@ def register(sub):
     p.add_argument("--clusters", type=comma_list(int, "integers"), default="5,10,20,50,100",
                    help="K of the k-means candidates, comma-separated (empty: none)")
     add_run_args(p, "study.md/.json/.png", "work folder, shared with `clipcov experiment` (default "
-                                          "runs/experiment-CONFIG)")
+                                          "runs/experiment-CONFIG)", out="runs/study")
     p.set_defaults(func=cmd_study)

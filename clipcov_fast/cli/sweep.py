@@ -23,5 +23,5 @@ def register(sub):
     p.add_argument("--rates", type=comma_list(float, "fractions"), default="0.15,0.3,0.5",
                    help="misaligned shares, comma-separated (default 0.15,0.3,0.5)")
     add_run_args(p, "sweep.md/.json/.png (and one folder per rate)", "work folder, one subfolder per rate "
-                                                                     "(default runs/sweep-CONFIG)", out="docs/sweep")
+                                                                     "(default runs/sweep-CONFIG)", out="runs/sweep")
     p.set_defaults(func=cmd_sweep)

@@ -30,6 +30,7 @@ def plot(path, results, labels, kind, classes):
     ax.bar(np.arange(classes) + 0.2, np.bincount(labels[sel.indices], minlength=classes) / sel.k, 0.4,
            label="ClipCov subset")
     ax.set(title="class composition", xlabel="class", ylabel="share of pairs")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # classes are whole numbers
     ax.legend()
     ax = axes[1]
     for name in ("clipcov", "xcov"):  # their scales differ: show each relative to its first pick
@@ -47,6 +48,9 @@ def plot(path, results, labels, kind, classes):
     ax.axhline(np.mean(kind == 0), color="k", ls="--", lw=1, label="clean share in pool")
     ax.set(title="what each subset holds", ylabel="share of subset", ylim=(0, 1.25))
     ax.legend(fontsize=8, ncol=2, loc="upper center")
+    ax.tick_params(axis="x", labelrotation=35)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     fig.tight_layout()
     files.save_png(path, fig)
 

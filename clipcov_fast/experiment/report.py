@@ -29,6 +29,11 @@ def labels_for(report):
     return {**LABELS, "clipcov_recipe": f"ClipCov (study's recipe `{r['name']}`: {r['changes']})"}
 
 
+def labels_short(method):
+    """A method's label for a tick: the study's recipe without its description."""
+    return "ClipCov (study's recipe)" if method == "clipcov_recipe" else LABELS.get(method, method)
+
+
 def summarize(students):
     """{(method, budget): {"top1": (mean, std, n), ... diagnostics averaged over seeds}}."""
     groups = {}
@@ -194,6 +199,28 @@ def verdict(comparisons, budgets, n_seeds, labels=LABELS):
     return out + _paired_table(comparisons, budgets, labels)
 
 
+def headline(report):
+    """A few lines for the terminal at the end of a run: per budget, each method's top-1 (mean ± standard
+    deviation over seeds) and its paired difference from ClipCov (proportional), best first."""
+    summary, labels = summarize(report["students"]), labels_for(report)
+    by_key = {(c["method"], c["budget"]): c for c in compare(report["students"])}
+    budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
+    out = []
+    for b in budgets:
+        rows = sorted(((m, s) for (m, bb), s in summary.items() if bb == b or m in WHOLE),  # the whole pools: once
+                      key=lambda r: -r[1]["top1"][0])
+        width = max(len(labels_short(m)) for m, _ in rows)
+        out += [f"{b:.0%} subsets: zero-shot top-1 (%), mean ± sd over seeds; minus ClipCov (proportional), "
+                "95% paired interval, resolved by Holm p < 0.05:"]
+        for m, s in rows:
+            c = by_key.get((m, b))
+            diff = "  (the reference)" if m == "clipcov" else "" if c is None or c["low"] is None else (
+                f"  {100 * c['mean']:+5.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
+                + (("resolved above" if c["mean"] > 0 else "resolved below") if c["resolved"] else "not resolved"))
+            out.append(f"  {labels_short(m):<{width}}  {100 * s['top1'][0]:5.1f} ± {100 * s['top1'][1]:3.1f}{diff}")
+    return "\n".join(out)
+
+
 def _paired_table(comparisons, budgets, labels=LABELS):
     out = []
     for b in budgets:
@@ -218,36 +245,43 @@ def plot(path, summary):
     import matplotlib.pyplot as plt
 
     budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    seeds = sorted({s["top1"][2] for k, s in summary.items() if k[0] not in WHOLE})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     ax = axes[0]
-    for m in LABELS:
-        if m in WHOLE:
-            continue
+    present = [x for x in LABELS if x not in WHOLE and any(k[0] == x for k in summary)]
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
+    for m in present:
         pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
-        if pts:  # methods side by side around each budget, so equal scores stay visible
-            present = [x for x in LABELS if x not in WHOLE and any(k[0] == x for k in summary)]
-            dodge = 1.04 ** (present.index(m) - (len(present) - 1) / 2)  # on the log axis: same shift at every budget
-            ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
-                        marker="o", capsize=3, label=LABELS[m])
+        # methods side by side around each budget, so equal scores stay visible
+        dodge = 1.03 ** (present.index(m) - (len(present) - 1) / 2)  # log axis: the same shift at every budget
+        ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
+                    marker="o", capsize=3, label=LABELS[m], color=colors[present.index(m) % 20])
     full = next((v for k, v in summary.items() if k[0] == "full"), None)
     if full:
         ax.axhline(100 * full["top1"][0], color="k", ls="--", lw=1, label="full pool")
     ax.set_xscale("log")
-    ax.set(title="student zero-shot top-1 vs subset size", xlabel="subset size (% of the pool, log scale)",
+    if len(budgets) == 1:  # one budget: room for the dodged points around its one tick
+        ax.set_xlim(100 * budgets[0] / 1.35, 100 * budgets[0] * 1.35)
+    scale = "" if len(budgets) == 1 else ", log scale"
+    seed_text = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{min(seeds)}-{max(seeds)} seeds"
+    ax.set(title=f"student zero-shot top-1 vs subset size\n(points: mean; bars: ±1 standard deviation over "
+                 f"{seed_text})", xlabel=f"subset size (% of the pool{scale})",
            ylabel="top-1 on Fashion-MNIST test (%)")
     ax.set_xticks([100 * b for b in budgets], [f"{b:.0%}" for b in budgets])
     ax.minorticks_off()
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax = axes[1]
     b = budgets[len(budgets) // 2]
     keys = [k for m in LABELS for k in summary if k[0] == m and (m in WHOLE or k[1] == b)]
     bottom = np.zeros(len(keys))
     for kind in KINDS:
         share = np.array([summary[k]["fractions"][kind] for k in keys])
-        ax.bar([LABELS[k[0]].replace(" (", "\n(") for k in keys], share, bottom=bottom, label=kind)
+        ax.bar([labels_short(k[0]) for k in keys], share, bottom=bottom, label=kind)
         bottom += share
-    ax.set(title=f"what each {b:.0%} subset holds", ylabel="share of pairs", ylim=(0, 1.2))
-    ax.tick_params(axis="x", labelsize=7)
+    ax.set(title=f"what each {b:.0%} subset holds (mean over seeds)", ylabel="share of pairs", ylim=(0, 1.2))
+    ax.tick_params(axis="x", labelsize=7, labelrotation=40)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     ax.legend(fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
     files.save_png(path, fig)
