@@ -542,3 +542,38 @@ def test_a_malformed_ray_address_is_named(address):
 
     with pytest.raises(ValueError, match="--ray-address must look like HOST:PORT"):
         check_reachable(address)
+
+
+# --- 17, 18: what a newcomer reads ------------------------------------------------------------------------------
+
+def test_every_help_text_reads_clean(capsys):
+    from clipcov_fast.cli import COMMANDS
+
+    for name in [c.__name__.rsplit(".", 1)[1] for c in COMMANDS]:
+        with pytest.raises(SystemExit):
+            cli.main([name, "--help"])
+        text = capsys.readouterr().out
+        assert "%%" not in text and "usage: clipcov " + name in text, name
+    with pytest.raises(SystemExit):
+        cli.main(["select", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--method", "clipcov (default)"), ("--budget", "proportional (default)"),
+                          ("--device", "auto (default"), ("--num-threads", "(default: this process's CPUs)")):
+        assert default in text, flag
+    assert "--datacomp DIR a DataComp pool" in text and "(the [scale] extra)" in text
+
+
+@pytest.mark.parametrize("command", ["experiment", "study", "sweep"])
+def test_the_run_commands_write_under_runs_not_docs_by_default(command):
+    args = cli.build_parser().parse_args([command])
+    assert args.out.startswith("runs/")
+
+
+def test_no_gpu_reads_as_no_gpu_not_as_a_broken_driver():
+    from clipcov_fast import gpu
+
+    pytest.importorskip("clipcov_fast._cuda", reason="built without CUDA")
+    if gpu._nvidia_driver_loaded():
+        pytest.skip("this machine has an NVIDIA driver")
+    usable, why = gpu.available()
+    assert not usable and why == "this machine has no NVIDIA GPU (no NVIDIA driver is loaded)"
