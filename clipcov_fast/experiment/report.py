@@ -249,13 +249,13 @@ def plot(path, summary):
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     ax = axes[0]
     present = [x for x in LABELS if x not in WHOLE and any(k[0] == x for k in summary)]
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
+    colors = plt.get_cmap("tab10" if len(present) <= 10 else "tab20").colors
     for m in present:
         pts = [(b, summary[(m, b)]["top1"]) for b in budgets if (m, b) in summary]
         # methods side by side around each budget, so equal scores stay visible
         dodge = 1.03 ** (present.index(m) - (len(present) - 1) / 2)  # log axis: the same shift at every budget
         ax.errorbar([100 * b * dodge for b, _ in pts], [100 * s[0] for _, s in pts], yerr=[100 * s[1] for _, s in pts],
-                    marker="o", capsize=3, label=LABELS[m], color=colors[present.index(m) % 20])
+                    marker="o", capsize=3, label=LABELS[m], color=colors[present.index(m) % len(colors)])
     full = next((v for k, v in summary.items() if k[0] == "full"), None)
     if full:
         ax.axhline(100 * full["top1"][0], color="k", ls="--", lw=1, label="full pool")
