@@ -120,7 +120,7 @@ def check_labels(labels, n, n_classes=None):
         raise TypeError(f"labels must hold integers, got dtype {arr.dtype}")
     if n and arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:  # would wrap to a negative class
         raise ValueError(f"labels has class {arr.max()} at row {int(np.argmax(arr))}, beyond the int64 range "
-                         "class ids must fit")
+                         "of class ids")
     if n and arr.min() < 0:
         raise ValueError(f"labels must be >= 0, got {arr.min()} at row {int(np.argmin(arr))}")
     if n_classes is not None and n and arr.max() >= n_classes:
