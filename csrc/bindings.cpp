@@ -9,6 +9,7 @@
 
 #include "cpu/engine.hpp"
 #include "cpu/read_rows.hpp"
+#include "cpu/reduce.hpp"
 
 namespace py = pybind11;
 using clipcov::Engine;
@@ -94,6 +95,47 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("path"), py::arg("offset"), py::arg("rows"), py::arg("out"),
         "Rows `rows` (ascending) of a file of rows of out's width, the first at byte `offset`, into out");
+  m.def("reduce_block",
+        [](carray<float> A, carray<float> B, double scale, bool row_lse, bool col_lse, bool row_max, bool before,
+           bool abs_max, int threads) {
+          if (A.ndim() != 2 || B.ndim() != 2 || A.shape(1) != B.shape(1))
+            throw py::value_error("reduce_block: A and B must be (m, d) and (p, d) arrays of one width");
+          if (before && (A.shape(0) != B.shape(0) || row_lse || col_lse))
+            throw py::value_error("reduce_block: before takes one set of rows (A is B) and the max only");
+          if ((col_lse && !row_lse) || (row_max && row_lse))
+            throw py::value_error("reduce_block: row_lse (with or without col_lse), or row_max");
+          if (threads < 1) throw py::value_error("reduce_block: threads must be >= 1");
+          const int64_t m = A.shape(0), p = B.shape(0), d = A.shape(1);
+          py::dict out;
+          clipcov::BlockReduce o;
+          o.before = before;
+          o.abs_max = abs_max;
+          if (abs_max && !row_max) throw py::value_error("reduce_block: abs_max goes with row_max");
+          py::array_t<double> rl(row_lse ? m : 0), cl(col_lse ? p : 0);
+          py::array_t<float> rm(row_max ? m : 0);
+          py::array_t<int64_t> ra(row_max ? m : 0);
+          if (row_lse) o.row_lse = rl.mutable_data();
+          if (col_lse) o.col_lse = cl.mutable_data();
+          if (row_max) {
+            o.row_max = rm.mutable_data();
+            o.row_arg = ra.mutable_data();
+          }
+          {
+            py::gil_scoped_release nogil;
+            clipcov::reduce_block(A.data(), m, B.data(), p, d, float(scale), threads, o);
+          }
+          if (row_lse) out["row_lse"] = rl;
+          if (col_lse) out["col_lse"] = cl;
+          if (row_max) {
+            out["row_max"] = rm;
+            out["row_arg"] = ra;
+          }
+          return out;
+        },
+        py::arg("A"), py::arg("B"), py::arg("scale") = 1.0, py::arg("row_lse") = false, py::arg("col_lse") = false,
+        py::arg("row_max") = false, py::arg("before") = false, py::arg("abs_max") = false, py::arg("threads") = 1,
+        "Reductions of S = scale A B^T, tiled (never the m x p block): row/column log-sum-exp (float64), row "
+        "max and first argmax (of |S| with abs_max); before: row i over the columns j < i only");
   py::class_<Engine>(m, "Engine")
       .def(py::init([](carray<int64_t> order, carray<int64_t> class_ptr, int64_t d, bool normalize, int threads) {
              std::vector<int64_t> o(order.data(), order.data() + order.size());

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from clipcov_fast import baselines
+from clipcov_fast.baselines import kmeans
 
 
 def assert_valid(idx, n, k):
@@ -179,14 +180,22 @@ def test_semdedup_hard_keeps_the_duplicate_farthest_from_the_centroid():
         baselines.semdedup(X, 3, keep="far")
 
 
-def test_semdedup_kmeans_is_a_fixed_point_assignment():
+def test_kmeans_centroids_are_unit_seeded_and_rows_join_their_best():
     rng = np.random.default_rng(4)
     X = unit(rng.standard_normal((300, 8))).astype(np.float32)
-    labels, C = baselines._kmeans(X, 10, seed=0)
+    C = kmeans.spherical_kmeans(X, 10, seed=0)
+    labels = kmeans.nearest(X, C)
     np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1, rtol=1e-5)
-    np.testing.assert_array_equal(labels, np.argmax(X @ C.T, axis=1))  # each point at its best centroid
-    again, _ = baselines._kmeans(X, 10, seed=0)
-    np.testing.assert_array_equal(labels, again)
+    np.testing.assert_array_equal(labels, np.argmax(X.astype(np.float64) @ C.T.astype(np.float64), axis=1))
+    np.testing.assert_array_equal(C, kmeans.spherical_kmeans(X, 10, seed=0))
+    assert not np.array_equal(C, kmeans.spherical_kmeans(X, 10, seed=1))
+
+
+def test_kmeans_trains_on_all_rows_or_a_seeded_sample():
+    assert kmeans.training_rows(1000, 4, 0).tolist() == list(range(1000))
+    sample = kmeans.training_rows(10_000, 4, 0)
+    assert len(sample) == 4 * kmeans.SAMPLE_PER_CLUSTER and np.all(np.diff(sample) > 0)
+    np.testing.assert_array_equal(sample, kmeans.training_rows(10_000, 4, 0))
 
 
 @pytest.mark.parametrize("keep", ["hard", "easy"])
@@ -196,7 +205,8 @@ def test_semdedup_fewer_than_clusters_takes_heads_by_index(keep):
     rng = np.random.default_rng(7)
     X = rng.standard_normal((200, 6))
     Xn = unit(X).astype(np.float32)
-    labels, C = baselines._kmeans(Xn, 12, seed=1)
+    C = kmeans.spherical_kmeans(Xn, 12, seed=1)
+    labels = kmeans.nearest(Xn, C)
     heads = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
@@ -206,12 +216,11 @@ def test_semdedup_fewer_than_clusters_takes_heads_by_index(keep):
     assert baselines.semdedup(X, 5, n_clusters=12, seed=1, keep=keep).tolist() == sorted(heads)[:5]
 
 
-def test_semdedup_chunked_blocks_agree(monkeypatch):
+def test_semdedup_is_the_same_on_any_thread_count():
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((500, 12)) + 0.5
-    full = baselines.semdedup(X, 200, n_clusters=3, seed=2)
-    monkeypatch.setattr(baselines, "BLOCK_ENTRIES", 37)  # forces many small row chunks
-    np.testing.assert_array_equal(baselines.semdedup(X, 200, n_clusters=3, seed=2), full)
+    X = rng.standard_normal((700, 12)) + 0.5
+    full = baselines.semdedup(X, 200, n_clusters=3, seed=2, num_threads=1)
+    np.testing.assert_array_equal(baselines.semdedup(X, 200, n_clusters=3, seed=2, num_threads=2), full)
 
 
 def test_semdedup_deterministic_and_exact_k():
