@@ -17,6 +17,7 @@ class Selection:
     method: str = "clipcov"
     budget: str = "proportional"
     timings: dict = field(default_factory=dict)
+    scores: np.ndarray = None  # a score-ranked baseline's score of every input row (float64), else None
 
     def class_counts(self):
         """{class: (members in the pool, members in the subset)} for every non-empty class."""

@@ -92,7 +92,8 @@ def test_help_and_version(capsys):
 def test_demo_small(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), "--n", "1500", "--d", "16", "--classes", "5"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [m["method"] for m in summary["methods"]] == ["clipcov", "xcov", "random", "clip_score", "semdedup",
-                                                           "random_stratified", "clip_score_balanced", "clipcov_released"]
+    assert [m["method"] for m in summary["methods"]] == [
+        "clipcov", "xcov", "random", "clip_score", "semdedup", "random_stratified", "clip_score_balanced",
+        "clipcov_released", "negclip_loss", "normsim", "negclip_normsim", "image_based", "image_based_clip_score"]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert "clipcov" in capsys.readouterr().out

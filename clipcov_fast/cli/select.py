@@ -3,9 +3,10 @@ import logging
 from pathlib import Path
 
 from .. import files
-from ..methods import METHODS, run_method
-from ..pipeline.subsets import FORMATS, embedding_files, format_of, load_array, save_selection, selection_paths, \
-    source_inputs, summary, write_pool_subset
+from ..baselines.metaclip import read_entries
+from ..methods import METHODS, REGISTRY, check_needs, run_method
+from ..pipeline.subsets import FORMATS, emb_captions, embedding_files, format_of, load_array, save_selection, \
+    selection_paths, source_inputs, summary, write_pool_subset
 from .types import positive_int
 
 
@@ -44,9 +45,13 @@ def weights_from_text(text):
     return out
 
 
+FIELD = ("target", "p", "batch_size", "repeats", "temperature", "prefilter", "fraction", "score_threshold",
+         "centroids", "n_clusters", "entries", "max_matches")  # the field's selectors' parameters
 PARAMS = ("emb", "img", "txt", "datacomp", "arch", "clip_retrieval", "labels", "class_emb", "k", "method",
-          "budget", "threshold", "weights", "seed", "engine", "work_dir")
-CLASSLESS = ("random", "clip_score", "semdedup")  # methods that take no classes (labels only fill the summary)
+          "budget", "threshold", "weights", "seed", "engine", "work_dir") + FIELD
+# methods that take no classes (labels only fill the summary)
+CLASSLESS = tuple(m for m in METHODS if m not in ("clipcov", "xcov", "random_stratified", "clip_score_balanced",
+                                                  "clipcov_released"))
 log = logging.getLogger("clipcov_fast.cli")
 
 
@@ -65,7 +70,8 @@ def check_out(args, inputs, outputs):
 
 def inputs_of(args, pool=None):
     """{flag: path} of every file the selection reads."""
-    found = {"--img": args.img, "--txt": args.txt, "--labels": args.labels, "--class-emb": args.class_emb}
+    found = {"--img": args.img, "--txt": args.txt, "--labels": args.labels, "--class-emb": args.class_emb,
+             "--target": args.target, "--centroids": args.centroids, "--entries": args.entries}
     if args.emb:
         found.update(source_inputs(args.emb))
     for path in pool.files() if pool is not None else ():
@@ -78,14 +84,46 @@ def warn_k0(k):
         log.warning("--k 0: the subset is empty")
 
 
+def k_of(args):
+    k = None if args.k is None else k_from_text(args.k)
+    warn_k0(k)
+    return k
+
+
+def method_params(args):
+    """The field's selectors' parameters as given (files read: --target, --centroids, --entries)."""
+    out = {key: getattr(args, key) for key in FIELD if getattr(args, key) is not None}
+    for key in ("target", "centroids"):
+        if key in out:
+            out[key] = load_array(out[key], f"--{key}")
+    if "entries" in out:
+        out["entries"] = read_entries(out["entries"])
+    if "p" in out:
+        out["p"] = float(out["p"])
+    return out
+
+
+def captions_of(args, pool=None):
+    """The pairs' captions when the method needs them: the pool's text column, or the --emb source's."""
+    if "captions" not in REGISTRY[args.method].needs:
+        return None
+    if pool is not None:
+        if not pool.has_captions:
+            return None
+        caps = [pool.captions(i) for i in range(len(pool.shards))]
+        return None if any(c is None for c in caps) else [c for part in caps for c in part]
+    return emb_captions(args.emb) if args.emb else None
+
+
 def select_from_pool(args):
-    """A pool source, a work-directory engine, or a pool output format: scale.select_pool."""
+    """A pool source, a work-directory engine, or a pool output format: scale.select_pool for ClipCov, the
+    method itself on the pool's arrays in process."""
     from ..pipeline.sources import open_pool
     from ..scale import select_pool
 
-    if args.method not in ("clipcov", "xcov"):
-        raise ValueError(f"--method {args.method} runs in process on --img/--txt or --emb; pools and "
-                         "--engine local/ray take clipcov or xcov")
+    if args.method not in ("clipcov", "xcov") and args.engine != "inprocess":
+        raise ValueError(f"--method {args.method} runs with --engine inprocess (the pool's arrays in this "
+                         "process); --engine local/ray take clipcov or xcov")
     pool = open_pool(datacomp=args.datacomp, clip_retrieval=args.clip_retrieval, img=args.img, txt=args.txt,
                      arch=args.arch)
     out, summary_path = Path(args.out), files.companion(args.out, ".json")
@@ -93,13 +131,20 @@ def select_from_pool(args):
     labels = load_array(args.labels, "--labels") if args.labels else None
     if labels is not None and (labels.ndim != 1 or len(labels) != pool.n):
         raise ValueError(f"--labels: {args.labels} has shape {labels.shape}, but the pool has {pool.n} rows")
-    k = k_from_text(args.k)
-    warn_k0(k)
-    sel = select_pool(pool, k, objective=args.method, labels=labels,
-                      class_emb=load_array(args.class_emb, "--class-emb") if args.class_emb else None,
-                      threshold=args.threshold, weights=weights_from_text(args.weights) or None, budget=args.budget,
-                      engine=args.engine, work_dir=args.work_dir, ray_address=args.ray_address,
-                      workers=args.workers, num_threads=args.num_threads, copy_rows=args.copy_rows or None)
+    class_emb = load_array(args.class_emb, "--class-emb") if args.class_emb else None
+    if args.method in ("clipcov", "xcov"):
+        sel = select_pool(pool, k_of(args), objective=args.method, labels=labels, class_emb=class_emb,
+                          threshold=args.threshold, weights=weights_from_text(args.weights) or None,
+                          budget=args.budget, engine=args.engine, work_dir=args.work_dir,
+                          ray_address=args.ray_address, workers=args.workers, num_threads=args.num_threads,
+                          copy_rows=args.copy_rows or None)
+    else:
+        params, captions = method_params(args), captions_of(args, pool)
+        check_needs(args.method, target=params.get("target"), captions=captions, entries=params.get("entries"))
+        A, B = pool.arrays()
+        sel = run_method(args.method, A, B, k_of(args), labels=labels, class_emb=class_emb, budget=args.budget,
+                         threshold=args.threshold, weights=weights_from_text(args.weights) or None, seed=args.seed,
+                         num_threads=args.num_threads, captions=captions, **params)
     write_pool_subset(pool, sel, out, args.format)
     files.save_json(summary_path, summary(sel, {key: getattr(args, key) for key in PARAMS}))
     print(f"{sel!r}\nwrote {out} and {summary_path}")
@@ -122,6 +167,8 @@ def from_emb_folder(args):
 
 
 def cmd_select(args):
+    if args.k is None and not REGISTRY[args.method].k_optional:
+        raise ValueError(f"--k is required with --method {args.method}")
     if args.class_emb and args.method in CLASSLESS:
         raise ValueError(f"--class-emb: --method {args.method} takes no classes and would ignore it; "
                          "random_stratified and clip_score_balanced take class quotas")
@@ -145,13 +192,13 @@ def cmd_select(args):
         outputs["the indices of --out"] = npy
     outputs["the summary of --out"] = summary_path
     check_out(args, inputs_of(args), outputs)
-    k = k_from_text(args.k)
-    warn_k0(k)
-    sel = run_method(args.method, load_array(args.img, "--img"), load_array(args.txt, "--txt"), k,
+    params, captions = method_params(args), captions_of(args)
+    check_needs(args.method, target=params.get("target"), captions=captions, entries=params.get("entries"))
+    sel = run_method(args.method, load_array(args.img, "--img"), load_array(args.txt, "--txt"), k_of(args),
                      labels=load_array(args.labels, "--labels") if args.labels else None,
                      class_emb=load_array(args.class_emb, "--class-emb") if args.class_emb else None,
                      budget=args.budget, threshold=args.threshold, weights=weights_from_text(args.weights) or None,
-                     seed=args.seed, num_threads=args.num_threads, device=args.device)
+                     seed=args.seed, num_threads=args.num_threads, device=args.device, captions=captions, **params)
     params = {key: getattr(args, key) for key in PARAMS}
     npy, summary_path, info = save_selection(sel, args.out, params, emb=args.emb, absolute_paths=args.absolute_paths)
     print(f"{sel!r}\nwrote {info.get('subset', npy)} and {summary_path}")
@@ -178,12 +225,16 @@ def register(sub):
                                        "class is its zero-shot class; with --labels too (as an --emb folder "
                                        "holding both gives), the labels choose the classes and the prompts add "
                                        "the label term <caption, its class's prompt>. Neither: one class")
-    p.add_argument("--k", required=True, help="subset size: a count (1200, 1e3), a fraction (0.1) or a "
-                                              "percentage (10%%)")
+    p.add_argument("--k", help="subset size: a count (1200, 1e3), a fraction (0.1) or a percentage (10%%); "
+                                "required but by clip_score with --fraction/--score-threshold, image_based, "
+                                "image_based_clip_score and metaclip, whose rules define a set (with --k: that set "
+                                "ranked by CLIP score, cut or topped up to k)")
     p.add_argument("--method", default="clipcov", choices=METHODS, metavar="METHOD",
                    help="clipcov (default) or xcov: the exact greedy; random, clip_score, semdedup: baselines "
                         "that take no classes; random_stratified, clip_score_balanced: baselines with "
-                        "ClipCov's class quotas; clipcov_released: the authors' released greedy")
+                        "ClipCov's class quotas; clipcov_released: the authors' released greedy; the field: "
+                        "negclip_loss, normsim, negclip_normsim (--target), image_based, image_based_clip_score "
+                        "(--target), metaclip (--entries, captions) (docs/field.md)")
     p.add_argument("--budget", default="proportional", choices=("proportional", "global"),
                    help="proportional (default): each class gets its share of k; global: one greedy over "
                         "all classes")
@@ -195,6 +246,25 @@ def register(sub):
                         "or cuda (a build with CUDA and a GPU)")
     p.add_argument("--num-threads", type=positive_int, default=None,
                    help="threads of the engine (default: this process's CPUs)")
+    f = p.add_argument_group("the field's selectors (docs/field.md)")
+    f.add_argument("--target", metavar="FILE.npy", help="image embeddings of the target data, (m, d): normsim, "
+                                                        "negclip_normsim, image_based, image_based_clip_score")
+    f.add_argument("--p", choices=("2", "inf"), help="NormSim's norm (default 2; negclip_normsim: inf)")
+    f.add_argument("--batch-size", type=positive_int, help="negCLIPLoss batch (default 32768)")
+    f.add_argument("--repeats", type=positive_int, help="negCLIPLoss random batchings averaged (default 10)")
+    f.add_argument("--temperature", type=float, help="negCLIPLoss teacher temperature (default 0.01, OpenAI "
+                                                     "CLIP's; 1 / a proxy's logit scale)")
+    f.add_argument("--prefilter", type=float, help="negclip_normsim: the negCLIPLoss fraction kept before NormSim "
+                                                   "(default 0.3)")
+    f.add_argument("--fraction", type=float, help="clip_score, image_based_clip_score: keep this fraction by CLIP "
+                                                  "score, DataComp's way (image_based_clip_score default 0.3)")
+    f.add_argument("--score-threshold", type=float, help="clip_score, image_based_clip_score: keep CLIP score >= "
+                                                         "this")
+    f.add_argument("--centroids", metavar="FILE.npy", help="image_based: (K, d) centroids (default: spherical "
+                                                           "k-means of the pool)")
+    f.add_argument("--n-clusters", type=positive_int, help="semdedup, image_based: k-means clusters")
+    f.add_argument("--entries", metavar="FILE.txt", help="metaclip: metadata entries, one a line")
+    f.add_argument("--max-matches", type=float, help="metaclip: t, the matches kept per entry (default 20000)")
     p.add_argument("--engine", default="inprocess", choices=("inprocess", "local", "ray"),
                    help="inprocess (default: the whole pool in this process), local (a process pool over "
                         "--work-dir) or ray (Ray tasks over --work-dir; the [scale] extra)")

@@ -31,6 +31,18 @@ def embedding_files(emb):
     return out
 
 
+def emb_captions(emb):
+    """The caption of every embedding row of folder `emb`, from the source its manifest names (None when the
+    manifest names none)."""
+    from .sources import from_spec
+
+    manifest = embedding_files(emb)["manifest"]
+    if not manifest or "data" not in manifest:
+        return None
+    captions = from_spec(manifest["data"]).captions()
+    return [captions[int(r)] for r in np.asarray(load_array(Path(emb) / "rows.npy", "--emb"))]
+
+
 def write_subset(emb, indices, out, manifest=None, absolute_paths=False):
     """The chosen pairs of embedding folder `emb` in its source's format (table image paths absolute
     with absolute_paths); returns the path written."""
@@ -144,7 +156,8 @@ def datacomp_uids(pool, indices):
 
 def write_pool_subset(pool, sel, out, fmt=None):
     """Write the selection of `pool` to OUT as .npy indices (pick order), a .parquet table (key, caption,
-    class, gain, rank) or DataComp's uid file; returns the path written."""
+    class, gain, rank, index, and score for a score-ranked baseline) or DataComp's uid file; returns the path
+    written."""
     fmt = format_of(out, fmt)
     out = Path(out)
     if fmt == "npy":
@@ -161,6 +174,8 @@ def write_pool_subset(pool, sel, out, fmt=None):
             cols["caption"] = pa.array(caps.tolist(), type=pa.string())
         cols["class"] = pa.array(np.asarray(sel.labels)[sel.indices])
         cols["gain"] = pa.array(np.asarray(sel.gains, np.float64))
+        if sel.scores is not None:  # a score-ranked baseline's score of each chosen row
+            cols["score"] = pa.array(np.asarray(sel.scores, np.float64)[sel.indices])
         cols["rank"] = pa.array(np.arange(len(sel.indices), dtype=np.int64))
         cols["index"] = pa.array(np.asarray(sel.indices, np.int64))
         with files.atomic_path(out) as tmp:

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -22,10 +21,12 @@ constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
 constexpr float kFar = 80.0f;
 
 // 2^x for x <= 0 in float32: x = n + f with n = round(x), f in [-1/2, 1/2], 2^f by a degree-6 polynomial
-// (relative error about 2e-7 with float32 rounding), 2^n put into the exponent; below -126 it is 0 (under 1e-38 of the tile's
-// largest term, which every sum here holds). Plain arithmetic, so the loops that call it vectorize.
+// (relative error about 2e-7 with float32 rounding), 2^n put into the exponent. Below -126 it is 2^-126
+// times the polynomial (under 1e-38 of the tile's largest term, which every sum here holds). Branch-free
+// plain arithmetic, so the loops that call it vectorize (this file is built with -fno-trapping-math, which
+// lets the compiler vectorize the float-to-int conversion; no result changes).
 inline float exp2_nonpositive(float x) {
-  const float xc = std::max(x, -126.0f);
+  const float xc = x > -126.0f ? x : -126.0f;
   const float n = std::floor(xc + 0.5f);
   const float f = xc - n;
   float q = 1.5403530393381606e-4f;  // Taylor: ln(2)^k / k!; the remainder is under 1.2e-7 on [-1/2, 1/2]
@@ -35,10 +36,7 @@ inline float exp2_nonpositive(float x) {
   q = q * f + 2.4022650695910071e-1f;
   q = q * f + 6.9314718055994531e-1f;
   q = q * f + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof(two_n));
-  return x < -126.0f ? 0.0f : q * two_n;
+  return q * __builtin_bit_cast(float, (int32_t(n) + 127) << 23);
 }
 
 // (max, sum of 2^(x - max)) pairs merged by the log-sum-exp rule, in float64; S == 0 means empty.

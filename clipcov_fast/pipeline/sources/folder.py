@@ -34,6 +34,9 @@ class Folder:
         text = self.files[i].with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
         return (text.splitlines() or [""])[0].strip()
 
+    def captions(self):
+        return [self.caption(i) for i in range(len(self.files))]
+
     def items(self, start=0, worker=0, num_workers=1):
         for i in range(start + worker, len(self.files), num_workers):
             path = self.files[i]

@@ -46,6 +46,9 @@ class Table:
     def __len__(self):
         return len(self.rows)
 
+    def captions(self):
+        return [row[self._cap] for row in self.rows]
+
     def image_path(self, i):
         return self.path.parent / self.rows[i][self._img]  # an absolute path stays absolute
 

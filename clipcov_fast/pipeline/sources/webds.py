@@ -41,6 +41,10 @@ def count_samples(shard):
     return count
 
 
+def _caption(sample):
+    return sample.get("txt", b"").decode("utf-8", errors="replace").strip()
+
+
 class Shards:
     kind = "webdataset"
 
@@ -61,12 +65,15 @@ class Shards:
         return wds.WebDataset([str(s) for s in self.shards], shardshuffle=False, nodesplitter=None,
                               workersplitter=None, empty_check=False)
 
+    def captions(self):
+        return [_caption(s) for s in self._samples()]
+
     def items(self, start=0, worker=0, num_workers=1):
         for i, sample in enumerate(self._samples()):
             if i < start or (i - start) % num_workers != worker:
                 continue
             ext = next((e for e in IMAGE_EXTS if e in sample), None)
-            caption = sample.get("txt", b"").decode("utf-8", errors="replace").strip()
+            caption = _caption(sample)
             if ext is None:
                 def opener(s=sample):
                     raise ValueError(f"sample has no image ({'/'.join(IMAGE_EXTS)}): {sorted(s)}")
