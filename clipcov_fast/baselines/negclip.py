@@ -84,8 +84,16 @@ def normsim_scores(emb_img, *, target, p=2, normalize=True, num_threads=None):
     """Every row's NormSim_p = || G a_i ||_p (float64 for p = 2; float32 products for p = inf)."""
     A = checked(emb_img, "emb_img", normalize)
     p = check_p(p)
-    G = checked_target(target, A.shape[1])
-    cov, G32 = (target_covariance(G), None) if p == 2 else (None, G.astype(np.float32))
+    return normsim_rows(A, p, *normsim_target(checked_target(target, A.shape[1]), p), normalize, num_threads)
+
+
+def normsim_target(G, p):
+    """What NormSim_p keeps of the normalized target: (G^T G, None) for p = 2, (None, G in float32) for inf."""
+    return (target_covariance(G), None) if p == 2 else (None, G.astype(np.float32))
+
+
+def normsim_rows(A, p, cov, G32, normalize=True, num_threads=None):
+    """NormSim_p of every row of A, CHUNK_ROWS rows at a time (so a caller's chunks give the same numbers)."""
     out = np.empty(len(A))
     for start in range(0, len(A), CHUNK_ROWS):
         stop = min(len(A), start + CHUNK_ROWS)

@@ -121,9 +121,11 @@ def select_from_pool(args):
     from ..pipeline.sources import open_pool
     from ..scale import select_pool
 
-    if args.method not in ("clipcov", "xcov") and args.engine != "inprocess":
+    from ..scale import scores, select_scores
+
+    if args.method not in ("clipcov", "xcov") + scores.METHODS and args.engine != "inprocess":
         raise ValueError(f"--method {args.method} runs with --engine inprocess (the pool's arrays in this "
-                         "process); --engine local/ray take clipcov or xcov")
+                         f"process); --engine local/ray take clipcov, xcov and {', '.join(scores.METHODS)}")
     pool = open_pool(datacomp=args.datacomp, clip_retrieval=args.clip_retrieval, img=args.img, txt=args.txt,
                      arch=args.arch)
     out, summary_path = Path(args.out), files.companion(args.out, ".json")
@@ -138,6 +140,15 @@ def select_from_pool(args):
                           budget=args.budget, engine=args.engine, work_dir=args.work_dir,
                           ray_address=args.ray_address, workers=args.workers, num_threads=args.num_threads,
                           copy_rows=args.copy_rows or None)
+    elif args.engine != "inprocess":
+        params = method_params(args)
+        check_needs(args.method, target=params.get("target"), captions=True if pool.has_captions else None,
+                    entries=params.get("entries"))
+        if args.k is None and not REGISTRY[args.method].k_optional:
+            raise ValueError(f"--k is required with --method {args.method}")
+        sel = select_scores(pool, k_of(args), args.method, params, seed=args.seed, labels=labels, engine=args.engine,
+                            work_dir=args.work_dir, ray_address=args.ray_address, workers=args.workers,
+                            copy_rows=args.copy_rows or None)
     else:
         params, captions = method_params(args), captions_of(args, pool)
         check_needs(args.method, target=params.get("target"), captions=captions, entries=params.get("entries"))

@@ -12,13 +12,13 @@ import numpy as np
 from .. import api
 from ..pipeline.subsets import load_array
 from ..selection import Selection
-from . import merge, work
+from . import merge, scores, work
 from .engines import ENGINES, get_engine
 from .plan import load_plan
 from .plan import plan as plan_pool  # (the name `plan` stays the module)
 
 log = logging.getLogger("clipcov_fast.scale")
-__all__ = ["select_pool", "plan_pool", "merge_work_dir", "ENGINES"]
+__all__ = ["select_pool", "select_scores", "plan_pool", "merge_work_dir", "ENGINES"]
 
 
 def select_pool(pool, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0, weights=None,
@@ -74,3 +74,26 @@ def merge_work_dir(work_dir, engine="local", workers=None, ray_address=None):
     with get_engine(engine, workers=workers, ray_address=ray_address) as runner:
         runner.run(work_dir, work.task_jobs(p), p)
         return merge.run(work_dir, p, lambda jobs: runner.run(work_dir, jobs, p))
+
+
+def select_scores(pool, k, method, params, *, seed=0, labels=None, engine="local", work_dir=None, ray_address=None,
+                  workers=None, copy_rows=None):
+    """A score-based selector of the field (scores.METHODS) over `pool` on a work directory: the same picks as
+    methods.run_method on the pool's arrays. params: the method's (target, entries, ... as arrays and lists)."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"select_scores runs on --engine local or ray, got {engine!r}")
+    if work_dir is None:
+        raise ValueError(f"--work-dir is required with --engine {engine}")
+    t0 = time.perf_counter()
+    with get_engine(engine, workers=workers, ray_address=ray_address) as runner:
+        p = scores.plan(pool, work_dir, method, params, seed,
+                        copy_rows=True if copy_rows is None and ray_address else copy_rows)
+        timings = {"plan": time.perf_counter() - t0}
+        runner.run(work_dir, p["jobs"], p, kind=scores.KIND)
+        idx, values = scores.merge(work_dir, p, k)
+    timings["total"] = time.perf_counter() - t0
+    y = np.zeros(pool.n, np.int64) if labels is None else np.asarray(labels, np.int64)
+    idx = np.asarray(idx, np.int64)
+    log.info("select_scores %s (%s): n=%d, %d picks in %.2fs", method, engine, pool.n, len(idx), timings["total"])
+    return Selection(idx, np.full(len(idx), np.nan), float("nan"), y, len(idx), pool.n, method, "-", timings,
+                     scores=values)

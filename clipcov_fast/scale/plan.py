@@ -209,6 +209,9 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
     work_dir = work_dir_of(work_dir)
     source = fingerprint.of_pool(pool)
     with locked(work_dir):
+        if (work_dir / "scores.json").is_file():  # scale/scores.py's plan
+            raise ValueError(f"--work-dir: {work_dir} holds a plan of a score-based selector; use a new work "
+                             "directory")
         if (work_dir / PLAN).is_file():
             return _reuse(work_dir, args, source)
         for stale in work_dir.glob(".plan-*"):  # a killed plan's (we hold the lock: no plan is running)

@@ -38,18 +38,21 @@ def from_spec(spec):
     raise ValueError(f"unknown data source kind {kind!r} in the embedding manifest")
 
 
-def open_pool(datacomp=None, clip_retrieval=None, img=None, txt=None, arch="b32"):
-    """The pool of whichever source is given (exactly one), checked."""
+def open_pool(datacomp=None, clip_retrieval=None, img=None, txt=None, arch="b32", check=True):
+    """The pool of whichever source is given (exactly one), checked (check=False: a pool opened again by a
+    worker, checked already by its driver)."""
     given = [x is not None for x in (datacomp, clip_retrieval, img)]
     if sum(given) != 1:
         raise ValueError("give exactly one source: --datacomp DIR, --clip-retrieval DIR, or --img/--txt")
     if datacomp is not None:
         from .datacomp import DataCompPool
-        return DataCompPool(datacomp, arch).check()
-    if clip_retrieval is not None:
+        pool = DataCompPool(datacomp, arch)
+    elif clip_retrieval is not None:
         from .clip_retrieval import ClipRetrievalPool
-        return ClipRetrievalPool(clip_retrieval).check()
-    if txt is None:
+        pool = ClipRetrievalPool(clip_retrieval)
+    elif txt is None:
         raise ValueError("--img needs --txt")
-    from .pool import ArrayPool
-    return ArrayPool(img, txt).check()
+    else:
+        from .pool import ArrayPool
+        pool = ArrayPool(img, txt)
+    return pool.check() if check else pool

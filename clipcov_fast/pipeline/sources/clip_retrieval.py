@@ -80,6 +80,9 @@ class ClipRetrievalPool(Pool):
         img, txt, _ = self._files(self.parts[i])
         return str(img.resolve()), str(txt.resolve())
 
+    def spec(self):
+        return {"clip_retrieval": str(self.folder.resolve())}
+
     def files(self):
         return [str(f) for part in self.parts for f in self._files(part)[:3 if self.has_metadata else 2]]
 

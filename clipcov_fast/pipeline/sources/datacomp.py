@@ -53,6 +53,9 @@ class DataCompPool(Pool):
         cols = read_parquet_columns(self.parquets[i], ["text"])
         return cols["text"] if "text" in cols else None
 
+    def spec(self):
+        return {"datacomp": str(self.folder.resolve()), "arch": self.arch}
+
     def files(self):
         return [str(f) for pq in self.parquets for f in (pq, pq.with_suffix(".npz"))]
 

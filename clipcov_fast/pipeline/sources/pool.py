@@ -81,6 +81,10 @@ class Pool:
         fingerprints them)."""
         return []
 
+    def spec(self):
+        """open_pool's arguments that open this pool again (in a worker), with resolved paths."""
+        raise ValueError(f"a {self.kind} pool of in-memory arrays cannot be opened again by a worker")
+
     def describe(self):
         """What the pool is, for a work directory's arguments: its kind, its shards' shapes and its files'
         resolved paths (the same relative path typed in another folder is another pool)."""
@@ -302,4 +306,9 @@ class ArrayPool(Pool):
 
     def files(self):
         return list(self._paths or ())
+
+    def spec(self):
+        if not self._paths:
+            return super().spec()
+        return {"img": str(Path(self._paths[0]).resolve()), "txt": str(Path(self._paths[1]).resolve())}
 

@@ -16,7 +16,7 @@ import time
 from tqdm.auto import tqdm
 
 from .. import work
-from . import Engine
+from . import Engine, job_kind
 
 
 def _affinity():
@@ -60,23 +60,23 @@ class LocalEngine(Engine):
             self._pool = None
         return False
 
-    def run(self, work_dir, jobs, plan):
-        jobs = [j for j in jobs if not work.job_done(work_dir, j[0])]
+    def run(self, work_dir, jobs, plan, kind=None):
+        run_job, job_done, rows = job_kind(kind)
+        jobs = [j for j in jobs if not job_done(work_dir, j[0])]
         if not jobs:
             return
-        counts = plan["counts"]
-        jobs.sort(key=lambda j: -sum(counts[c] for c in j[1]))
+        jobs.sort(key=lambda j: -rows(plan, j))
         bar = tqdm(total=len(jobs), desc="clipcov work", unit="job", disable=None, leave=False)
         if self.workers == 1 or len(jobs) == 1:
             for job in jobs:
-                work.run_job(str(work_dir), job, self.workers)
+                run_job(str(work_dir), job, self.workers)
                 bar.update()
             bar.close()
             return
         with contextlib.ExitStack() as stack:
             if self._pool is None:  # not entered: a pool for this call only
                 stack.enter_context(self)
-            futures = [self._pool.submit(work.run_job, str(work_dir), job, 1) for job in jobs]
+            futures = [self._pool.submit(run_job, str(work_dir), job, 1) for job in jobs]
             try:
                 for f in cf.as_completed(futures):
                     f.result()

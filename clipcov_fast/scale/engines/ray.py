@@ -5,15 +5,14 @@ import socket
 
 import ray
 
-from .. import work
-from . import Engine
+from . import Engine, job_kind
 
 log = logging.getLogger("clipcov_fast.scale")
 
 
 @ray.remote
-def _run_job(work_dir, job, threads):
-    return str(work.run_job(work_dir, job, threads))
+def _run_job(run_job, work_dir, job, threads):
+    return str(run_job(work_dir, job, threads))
 
 
 CONNECT_TIMEOUT_S = 10
@@ -44,16 +43,16 @@ class RayEngine(Engine):
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.node_cpus = max([int(n["Resources"].get("CPU", 1)) for n in nodes] or [1])
 
-    def run(self, work_dir, jobs, plan):
-        jobs = [j for j in jobs if not work.job_done(work_dir, j[0])]
+    def run(self, work_dir, jobs, plan, kind=None):
+        run_job, job_done, size = job_kind(kind)
+        jobs = [j for j in jobs if not job_done(work_dir, j[0])]
         if not jobs:
             return
-        counts = plan["counts"]
-        rows = [sum(counts[c] for c in j[1]) for j in jobs]
+        rows = [size(plan, j) for j in jobs]
         total = max(1, sum(rows))
         refs = []
         for job, r in sorted(zip(jobs, rows), key=lambda x: -x[1]):
             cpus = int(min(self.node_cpus, max(1, round(self.cpus * r / total))))
-            refs.append(_run_job.options(num_cpus=cpus).remote(str(work_dir), job, cpus))
+            refs.append(_run_job.options(num_cpus=cpus).remote(run_job, str(work_dir), job, cpus))
         ray.get(refs)
         log.info("ray: ran %d jobs on %d CPUs", len(refs), self.cpus)
