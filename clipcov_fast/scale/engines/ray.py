@@ -36,8 +36,8 @@ def check_reachable(address, timeout=CONNECT_TIMEOUT_S):
 
 class RayEngine(Engine):
     def __init__(self, address=None):
+        check_reachable(address)
         if not ray.is_initialized():
-            check_reachable(address)
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         nodes = [n for n in ray.nodes() if n.get("Alive")]
