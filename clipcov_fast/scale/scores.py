@@ -30,7 +30,8 @@ from .plan import _digest, locked, work_dir_of
 log = logging.getLogger("clipcov_fast.scale")
 PLAN = "scores.json"
 VERSION = 1
-JOB_ROWS = 1 << 18  # a chunk job's rows: a multiple of CHUNK_ROWS, so its sub-chunks are the in-process ones
+JOB_ROWS = 1 << 17  # a chunk job's rows: a multiple of CHUNK_ROWS, so its sub-chunks are the in-process ones
+RANKED_BY_CLIP = ("clip_score", "image_based", "image_based_clip_score", "metaclip")  # need every CLIP score
 METHODS = ("clip_score", "negclip_loss", "normsim", "negclip_normsim", "image_based", "image_based_clip_score",
            "metaclip")
 BATCHES = ("negclip_loss", "negclip_normsim")
@@ -240,7 +241,8 @@ def run_job(work_dir, job, num_threads=1):
     else:  # a chunk of rows
         s, e = spec["rows"]
         A, B = _rows_of(p, np.arange(s, e))
-        result["clip"] = classic._clip_scores(A, B, True)
+        if method in RANKED_BY_CLIP:
+            result["clip"] = classic._clip_scores(A, B, True)
         if method in ("normsim", "negclip_normsim"):
             pp = _p(method, params)
             G = np.load(w / "target.npy")
@@ -294,7 +296,8 @@ def merge(work_dir, p, k):
             if "repeat" in spec:
                 continue
             s, e = spec["rows"]
-            clip[s:e] = z["clip"]
+            if "clip" in z:
+                clip[s:e] = z["clip"]
             if "normsim" in z:
                 sim[s:e] = z["normsim"]
             if "in_clusters" in z:
