@@ -10,3 +10,9 @@ run() { local name=$1; shift; echo "== $name: $*"; "$PY" bench/field_measure.py 
 run sgemm sgemm 32768 512 2
 run negclip-ours negclip-ours 100000 512 32768 3 2
 run negclip-torch negclip-torch 100000 512 32768 3 2
+# not in make bench: a 12.8M-row pool (DataComp-small's shape, clip-retrieval layout: 26 GB) and the local engine
+POOL=${POOL:-bench/data/cr12800k}
+[ -d "$POOL/img_emb" ] || "$PY" bench/field_measure.py write-pool "$POOL" 12800000 512 40
+run normsim-12.8m pool-scores normsim "$POOL" 2
+run clip-score-12.8m pool-scores clip_score "$POOL" 2
+run image-based-1m image-based 1000000 512 10000 2

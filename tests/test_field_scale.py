@@ -159,3 +159,34 @@ def test_ray_engine_picks_the_same(pools, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "in.npy"))
     summary = json.loads((tmp_path / "ray.json").read_text())
     assert summary["method"] == "negclip_loss" and summary["k"] == 90
+
+
+def emb_folder(root, A, B):
+    """An embedding folder of a table source (clipcov embed's layout): captions come from pairs.tsv."""
+    emb = root / "emb"
+    emb.mkdir(parents=True)
+    np.save(emb / "img.npy", A)
+    np.save(emb / "txt.npy", B)
+    np.save(emb / "rows.npy", np.arange(len(A)))
+    (root / "pairs.tsv").write_text("filepath\ttitle\n" + "".join(f"img/{i}.png\tcaption {i}\n" for i in range(len(A))))
+    (emb / "manifest.json").write_text(json.dumps({"data": {"kind": "table", "path": str(root / "pairs.tsv"),
+                                                            "img_key": "filepath", "caption_key": "title",
+                                                            "sep": "\t"}}))
+    return emb
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_selector_on_an_embedding_folder_picks_as_on_the_arrays(pools, tmp_path, case):
+    """--emb (captions from the source table) against --img/--txt of the same arrays (a .parquet out, so
+    metaclip's captions are needed only on the --emb side)."""
+    A, B, _ = make_pool(N, D, classes=5, seed=8)
+    A, B = A.astype(np.float16), B.astype(np.float16)
+    emb = emb_folder(tmp_path, A, B)
+    args = argv(pools, "datacomp", case, tmp_path / "emb.tsv")
+    flags = args[args.index("--method"):args.index("--out")]
+    assert cli.main(["select", "--emb", str(emb), *flags, "--out", str(tmp_path / "emb.tsv")]) == 0
+    picks = np.load(tmp_path / "emb.npy")
+    lines = (tmp_path / "emb.tsv").read_text().splitlines()[1:]
+    assert [int(x.split("\t")[1].split()[1]) for x in lines] == sorted(picks.tolist())  # the chosen table rows
+    assert cli.main(["select", "--datacomp", str(pools / "dc"), *flags, "--out", str(tmp_path / "dc.npy")]) == 0
+    np.testing.assert_array_equal(picks, np.load(tmp_path / "dc.npy"))  # the DataComp pool holds the same pairs
