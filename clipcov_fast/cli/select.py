@@ -107,9 +107,7 @@ def captions_of(args, pool=None):
     """The pairs' captions when the method needs them: the pool's text column, or the --emb source's."""
     if "captions" not in REGISTRY[args.method].needs:
         return None
-    if pool is not None:
-        if not pool.has_captions:
-            return None
+    if pool is not None and pool.has_captions:
         caps = [pool.captions(i) for i in range(len(pool.shards))]
         return None if any(c is None for c in caps) else [c for part in caps for c in part]
     return emb_captions(args.emb) if args.emb else None
@@ -119,9 +117,7 @@ def select_from_pool(args):
     """A pool source, a work-directory engine, or a pool output format: scale.select_pool for ClipCov, the
     method itself on the pool's arrays in process."""
     from ..pipeline.sources import open_pool
-    from ..scale import select_pool
-
-    from ..scale import scores, select_scores
+    from ..scale import scores, select_pool, select_scores
 
     if args.method not in ("clipcov", "xcov") + scores.METHODS and args.engine != "inprocess":
         raise ValueError(f"--method {args.method} runs with --engine inprocess (the pool's arrays in this "
@@ -144,8 +140,6 @@ def select_from_pool(args):
         params = method_params(args)
         check_needs(args.method, target=params.get("target"), captions=True if pool.has_captions else None,
                     entries=params.get("entries"))
-        if args.k is None and not REGISTRY[args.method].k_optional:
-            raise ValueError(f"--k is required with --method {args.method}")
         sel = select_scores(pool, k_of(args), args.method, params, seed=args.seed, labels=labels, engine=args.engine,
                             work_dir=args.work_dir, ray_address=args.ray_address, workers=args.workers,
                             copy_rows=args.copy_rows or None)

@@ -23,6 +23,7 @@ class ClipRetrievalPool(Pool):
         if not (self.folder / "img_emb").is_dir():
             raise FileNotFoundError(f"--clip-retrieval: no img_emb/ folder in {self.folder}")
         self.has_metadata = (self.folder / "metadata").is_dir()
+        self.has_captions = self.has_metadata  # captions live in metadata/
         self.parts = self._partitions()
         self.key_name = None
         for part in self.parts:
