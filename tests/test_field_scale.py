@@ -153,11 +153,12 @@ def test_a_method_that_lacks_its_input_stops_before_writing(pools, tmp_path, cap
 
 def test_ray_engine_picks_the_same(pools, tmp_path):
     pytest.importorskip("ray")
-    assert cli.main(argv(pools, "datacomp", "negclip_loss", tmp_path / "in.npy")) == 0
-    assert cli.main(argv(pools, "datacomp", "negclip_loss", tmp_path / "ray.npy", "--engine", "ray", "--work-dir",
-                         str(tmp_path / "w"))) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "in.npy"))
-    summary = json.loads((tmp_path / "ray.json").read_text())
+    for case in ("negclip_loss", "image_based_clip_score", "metaclip_k"):
+        assert cli.main(argv(pools, "datacomp", case, tmp_path / f"{case}.npy")) == 0
+        assert cli.main(argv(pools, "datacomp", case, tmp_path / f"{case}-ray.npy", "--engine", "ray", "--work-dir",
+                             str(tmp_path / f"w-{case}"))) == 0
+        np.testing.assert_array_equal(np.load(tmp_path / f"{case}-ray.npy"), np.load(tmp_path / f"{case}.npy"))
+    summary = json.loads((tmp_path / "negclip_loss-ray.json").read_text())
     assert summary["method"] == "negclip_loss" and summary["k"] == 90
 
 

@@ -67,12 +67,18 @@ def rows(X, start, stop, normalize, dtype=np.float64):
 
 
 def rows_at(X, idx, normalize, dtype=np.float64):
-    """Rows idx (any order) of X, as rows() does."""
-    x = np.asarray(X[np.sort(idx)] if len(idx) else X[:0], dtype=np.float64)
-    x = x[np.argsort(np.argsort(idx))] if len(idx) else x  # back to the order asked for
-    if normalize:
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(dtype, copy=False)
+    """Rows idx (any order) of X, as rows() does, CHUNK_ROWS at a time (a float32 result never holds the
+    float64 copy of all of them)."""
+    idx = np.asarray(idx, np.int64)
+    order = np.argsort(idx, kind="stable")
+    out = np.empty((len(idx), X.shape[1]), dtype)
+    for s in range(0, len(idx), CHUNK_ROWS):
+        at = order[s:s + CHUNK_ROWS]  # read in ascending row order, written back where asked
+        x = np.asarray(X[idx[at]], dtype=np.float64)
+        if normalize:
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out[at] = x
+    return out
 
 
 def ranked(scores, idx=None):

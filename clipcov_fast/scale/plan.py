@@ -214,20 +214,21 @@ def plan(pool, work_dir, k, *, objective="clipcov", labels=None, class_emb=None,
                              "directory")
         if (work_dir / PLAN).is_file():
             return _reuse(work_dir, args, source)
-        for stale in work_dir.glob(".plan-*"):  # a killed plan's (we hold the lock: no plan is running)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".plan-", dir=work_dir))
-        try:
-            with files.naming(tmp):
-                out = _build(pool, work_dir, tmp, args, source, k, T, labels, normalize, budget, memory_limit,
-                             batch_rows, copy_rows)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # a failed plan (ENOSPC too) leaves nothing behind
+        with private_folder(work_dir) as tmp:
+            out = _build(pool, work_dir, tmp, args, source, k, T, labels, normalize, budget, memory_limit,
+                         batch_rows, copy_rows)
     return json.loads(json.dumps(out))
 
 
 def _reuse(work_dir, args, source):
     old = load_plan(work_dir)
+    check_same(work_dir, old, args, source)
+    log.info("plan: %s already planned, reusing it", work_dir)
+    return old
+
+
+def check_same(work_dir, old, args, source):
+    """Raise unless the work directory's plan `old` was made with `args` from the files `source` describes."""
     if old["args"] != args:
         changed = sorted(key for key in args if args[key] != old["args"].get(key))
         raise ValueError(f"--work-dir: {work_dir} holds a plan made with other arguments (they differ in "
@@ -235,10 +236,22 @@ def _reuse(work_dir, args, source):
     changed = fingerprint.changes(old["source"], source)
     if changed:
         raise ValueError(f"--work-dir: {work_dir} was planned from other contents of the pool: "
-                         f"{'; '.join(changed[:3])}; its picks are not this pool's: use a new work directory "
+                         f"{'; '.join(changed[:3])}; its results are not this pool's: use a new work directory "
                          "or delete it")
-    log.info("plan: %s already planned, reusing it", work_dir)
-    return old
+
+
+@contextlib.contextmanager
+def private_folder(work_dir):
+    """A plan's own temporary folder in work_dir, removed afterwards whatever happens (ENOSPC included); a
+    killed plan's folders are removed first (the caller holds the lock: no other plan is running)."""
+    for stale in work_dir.glob(".plan-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".plan-", dir=work_dir))
+    try:
+        with files.naming(tmp):
+            yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build(pool, work_dir, tmp, args, source, k, T, labels, normalize, budget, memory_limit, batch_rows,

@@ -15,7 +15,6 @@ permutations), entries.txt (MetaCLIP).
 import json
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from .. import files, inputs
 from ..baselines import classic, common, datacomp, kmeans, metaclip, negclip
 from . import fingerprint, work
-from .plan import _digest, locked, work_dir_of
+from .plan import _digest, check_same, locked, private_folder, work_dir_of
 
 log = logging.getLogger("clipcov_fast.scale")
 PLAN = "scores.json"
@@ -76,24 +75,10 @@ def plan(pool, work_dir, method, params, seed=0, copy_rows=None):
             raise ValueError(f"--work-dir: {work_dir} holds a ClipCov plan; use a new work directory")
         if (work_dir / PLAN).is_file():
             old = load_plan(work_dir)
-            if old["args"] != args:
-                changed = sorted(key for key in args if args[key] != old["args"].get(key))
-                raise ValueError(f"--work-dir: {work_dir} holds a plan made with other arguments (they differ in "
-                                 f"{', '.join(changed)}); use a new work directory or delete it")
-            changed = fingerprint.changes(old["source"], source)
-            if changed:
-                raise ValueError(f"--work-dir: {work_dir} was planned from other contents of the pool: "
-                                 f"{'; '.join(changed[:3])}; use a new work directory or delete it")
+            check_same(work_dir, old, args, source)
             return old
-        for stale in work_dir.glob(".plan-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".plan-", dir=work_dir))
-        try:
-            with files.naming(tmp):
-                out = _build(pool, work_dir, tmp, method, params, seed, args, source, copy_rows)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        with private_folder(work_dir) as tmp:
+            return _build(pool, work_dir, tmp, method, params, seed, args, source, copy_rows)
 
 
 def _build(pool, work_dir, tmp, method, params, seed, args, source, copy_rows):
