@@ -76,10 +76,11 @@ def run_demo(out, n=20000, d=64, classes=20, fraction=0.1, seed=0):
                      "distinct_classes": int(np.count_nonzero(counts)),
                      "objective": None if np.isnan(sel.objective) else sel.objective})
         files.save_npy(out / f"subset_{method}.npy", sel.indices)
-    header = f"{'method':<19} {'seconds':>8} {'clean':>7} {'misalig.':>9} {'dupl.':>7} {'classes':>8}"
+    w = max(len(r["method"]) for r in rows)
+    header = f"{'method':<{w}} {'seconds':>8} {'clean':>7} {'misalig.':>9} {'dupl.':>7} {'classes':>8}"
     lines = [f"demo: k = {k} of n = {n} pairs ({fraction:.0%}), {classes} classes", header]
     for r in rows:
-        lines.append(f"{r['method']:<19} {r['seconds']:>8.3f} {r['clean']:>7.1%} {r['misaligned']:>9.1%} "
+        lines.append(f"{r['method']:<{w}} {r['seconds']:>8.3f} {r['clean']:>7.1%} {r['misaligned']:>9.1%} "
                      f"{r['duplicate']:>7.1%} {r['distinct_classes']:>8d}")
     files.save_json(out / "summary.json", {"n": n, "k": k, "d": d, "classes": classes,
                                         "seed": seed, "methods": rows})
