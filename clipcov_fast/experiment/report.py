@@ -202,7 +202,7 @@ def verdict(comparisons, budgets, n_seeds, labels=LABELS):
 def headline(report):
     """A few lines for the terminal at the end of a run: per budget, each method's top-1 (mean ± standard
     deviation over seeds) and its paired difference from ClipCov (proportional), best first."""
-    summary, labels = summarize(report["students"]), labels_for(report)
+    summary = summarize(report["students"])
     by_key = {(c["method"], c["budget"]): c for c in compare(report["students"])}
     budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
     out = []

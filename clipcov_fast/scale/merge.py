@@ -5,7 +5,6 @@ is extended (recomputed to a larger target, the same prefix) and the merge redon
 global greedy exactly without computing k picks per class."""
 import heapq
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
