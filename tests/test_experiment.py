@@ -54,6 +54,8 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert choice["val_images"] == 60 and set(choice["val_top1"]) == set(configs.NAME_CANDIDATES)
     assert report["class_names"] == list(configs.NAME_CANDIDATES[choice["chosen"]])
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "report.html").read_text()  # clipcov report: the ClipCov subset against CLIP score's
+    assert '<section id="compare">' in page and "clipcov" in page and "clip_score" in page
     # a rerun reuses everything: the students are not trained again
     stamp = {p: p.stat().st_mtime_ns for p in (work / "students").glob("*/result.json")}
     distinct = {f.read_bytes() for f in (work / "subsets").glob("*.tsv")}  # identical subsets share a student

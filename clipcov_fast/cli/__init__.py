@@ -9,9 +9,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import data, demo, embed, eval, experiment, labels, select, study, sweep, train, work
+from . import data, demo, embed, eval, experiment, labels, report, select, study, sweep, train, work
 
-COMMANDS = [data, embed, labels, select, work, train, eval, experiment, study, sweep, demo]
+COMMANDS = [data, embed, labels, select, report, work, train, eval, experiment, study, sweep, demo]
 
 
 def build_parser():

@@ -24,7 +24,8 @@ from ..pipeline import cache, embed, models
 from ..pipeline.labels import label
 from ..pipeline.pools.fashion import NOISE
 from ..pipeline.sources.table import Table
-from ..pipeline.subsets import write_subset
+from ..pipeline.report import write_report as write_selection_report
+from ..pipeline.subsets import save_selection, write_subset
 from ..training import evaluate
 from . import recipes
 from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
@@ -134,7 +135,9 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
                     name, y = "clipcov", true
                 sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
                                  seed=seed, num_threads=cfg.threads, device="cpu")
-                subsets[key] = Path(write_subset(emb, sel.indices, out, manifest))
+                # the table for the student, and its indices and summary as clipcov select writes them
+                _, _, info = save_selection(sel, out, {"emb": str(emb), "method": name, "k": k, "seed": seed}, emb=emb)
+                subsets[key] = Path(info["subset"])
                 pool_rows[key] = rows[np.sort(sel.indices)]
     return subsets, pool_rows
 
@@ -254,7 +257,17 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
                            for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))
     log.info("wrote %s", ", ".join(map(str, paths)))
+    selection_report(cfg, subsets, Path(out))
     return report
+
+
+def selection_report(cfg, subsets, out):
+    """OUT/report.html: the first budget's ClipCov subset of the first seed against CLIP score's (clipcov report)."""
+    budget = cfg.budgets[0]
+    seed = cfg.seeds_for(budget)[0]
+    a, b = subsets.get(("clipcov", budget, seed)), subsets.get(("clip_score", budget, seed))
+    if a is not None and b is not None:
+        write_selection_report(a, out / "report.html", against=b)
 
 
 def _emb_ok(emb, ckpt):
