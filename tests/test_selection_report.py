@@ -176,6 +176,23 @@ def test_report_of_a_datacomp_pools_selection_shows_captions_and_links(tmp_path)
     assert '<section id="compare">' in html
 
 
+def test_the_scores_shown_are_the_selections_own(selections, tmp_path):
+    from clipcov_fast.pipeline.report import write_report
+
+    got = write_report(selections / "cc.tsv", tmp_path / "a.html")
+    assert got["scores"] == ["CLIP score", "coverage", "center", "utility"]
+    emb = selections / "pool" / "emb"
+    np.save(emb / "class_emb.npy", np.random.default_rng(0).normal(size=(4, D)))  # the label term joins in
+    select("--emb", emb, "--k", "10%", "--out", tmp_path / "withlabel.npy")
+    assert write_report(tmp_path / "withlabel.npy", tmp_path / "b.html")["scores"][-2:] == ["label", "utility"]
+    (emb / "class_emb.npy").unlink()
+    np.save(tmp_path / "target.npy", np.load(emb / "img.npy")[:10])
+    for method, extra, want in (("normsim", ["--target", tmp_path / "target.npy"], ["CLIP score", "NormSim"]),
+                                ("negclip_loss", [], ["CLIP score", "negCLIPLoss"]), ("random", [], ["CLIP score"])):
+        select("--emb", emb, "--k", "10%", "--method", method, *extra, "--out", tmp_path / f"{method}.npy")
+        assert write_report(tmp_path / f"{method}.npy", tmp_path / "c.html")["scores"] == want
+
+
 def test_bad_input_is_named(selections, tmp_path, capsys):
     other = emb_folder(tmp_path / "other")
     np.save(other / "img.npy", np.load(other / "img.npy")[:100])

@@ -8,6 +8,7 @@ from and, with `against`, beside another selection of the same pool.
 """
 import html
 import logging
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,12 +19,13 @@ from .selection import OpenedSelection, thumbnail
 
 log = logging.getLogger("clipcov_fast.report")
 TERMS_MAX_ROWS = 2_000_000  # the selection's own terms are recomputed up to this pool size (they cost a select)
+NEGCLIP_MAX_ROWS = 200_000
 CLIPCOV_METHODS = ("clipcov", "xcov", "clipcov_released")
 
 
 def write_report(subset, out, against=None, seed=0):
     """Write the report of SUBSET (as `clipcov select` writes it) to OUT (atomically); returns
-    {"out", "sections", "unreadable"}."""
+    {"out", "sections", "scores" (the names of the score panels), "unreadable" (rows)}."""
     a = OpenedSelection(subset)
     b = OpenedSelection(against) if against is not None else None
     if b is not None and (b.n != a.n or b.describe().split("from ", 1)[1] != a.describe().split("from ", 1)[1]):
@@ -77,7 +79,8 @@ def write_report(subset, out, against=None, seed=0):
     title = f"clipcov report: {a.name}" + (f" against {b.name}" if b is not None else "")
     files.save_text(out, page.page(title, sections))
     log.info("report: wrote %s (%d sections, %d unreadable images)", out, len(sections), len(set(unreadable)))
-    return {"out": str(out), "sections": [s[0] for s in sections], "unreadable": sorted(set(unreadable))}
+    return {"out": str(out), "sections": [s[0] for s in sections], "scores": list(scores),
+            "unreadable": sorted(set(unreadable))}
 
 
 def _cards(sel, rows, clip, kept, unreadable):
@@ -94,24 +97,50 @@ def _cards(sel, rows, clip, kept, unreadable):
 
 
 def _terms(sel):
-    """The selection's own terms per row (ClipCov's coverage, centre, label, utility), when cheap enough."""
-    if sel.method not in CLIPCOV_METHODS or sel.arrays() is None or sel.n > TERMS_MAX_ROWS or sel.n == 0:
+    """The selection's own scores per row, when cheap enough: ClipCov's coverage, centre, label and utility;
+    NormSim with the selection's target; negCLIPLoss up to NEGCLIP_MAX_ROWS rows."""
+    if sel.arrays() is None or sel.n == 0:
+        return {}
+    p = sel.summary.get("parameters", {})
+    if sel.method in ("normsim", "negclip_normsim", "negclip_loss"):
+        return _field_scores(sel, p)
+    if sel.method not in CLIPCOV_METHODS or sel.n > TERMS_MAX_ROWS:
         return {}
     from ... import api
 
-    p = sel.summary.get("parameters", {})
     weights = {}
     for part in filter(None, (p.get("weights") or "").split(",")):
         key, _, value = part.partition("=")
         weights[key.strip()] = float(value)
     A, B = sel.arrays()
-    t = api.terms(A, B, labels=sel.labels, threshold=float(p.get("threshold") or 0.0), weights=weights or None)
-    return {name: t[name] for name in ("coverage", "center", "utility")}
+    t = api.terms(A, B, labels=sel.labels, class_emb=sel.class_emb, threshold=float(p.get("threshold") or 0.0),
+                  weights=weights or None)
+    names = ("coverage", "center", "label", "utility") if sel.class_emb is not None else ("coverage", "center",
+                                                                                          "utility")
+    return {name: t[name] for name in names}
+
+
+def _field_scores(sel, p):
+    from ... import baselines
+    from ..subsets import load_array
+
+    out, (A, B) = {}, sel.arrays()
+    if sel.method != "negclip_loss" and p.get("target"):
+        where = sel.path.parent
+        target = load_array(p["target"] if Path(p["target"]).exists() else where / p["target"], "--target")
+        default = float("inf") if sel.method == "negclip_normsim" else 2
+        out["NormSim"] = baselines.normsim_scores(A, target=target, p=float(p.get("p") or default))
+    if sel.method != "normsim" and sel.n <= NEGCLIP_MAX_ROWS:
+        out["negCLIPLoss"] = baselines.negclip_loss_scores(
+            A, B, **{k: p[k] for k in ("batch_size", "repeats", "temperature") if p.get(k) is not None},
+            seed=int(p.get("seed") or 0))
+    return out
 
 
 def _terms_note(sel):
     if sel.method not in CLIPCOV_METHODS:
-        return f"{sel.method}'s own score is not recomputed here; the CLIP score of every row is shown."
+        return (f"{sel.method}'s own score is not recomputed here (it is for ClipCov, NormSim and, up to "
+                f"{NEGCLIP_MAX_ROWS:,} rows, negCLIPLoss); the CLIP score of every row is shown.")
     return (f"ClipCov's terms are recomputed for pools of up to {TERMS_MAX_ROWS:,} rows held as arrays; this one "
             "is not, so only the CLIP score is shown.")
 

@@ -66,8 +66,9 @@ class OpenedSelection:
                              f"found has {self.n}: the subset comes from another pool")
         self.indices = self._indices()
         self.k = len(self.indices)
-        self.labels = self._labels(labels_path and _existing(labels_path, where, "--labels"),
-                                   class_emb and _existing(class_emb, where, "--class-emb"))
+        class_emb = class_emb and _existing(class_emb, where, "--class-emb")
+        self.class_emb = None if not class_emb else np.asarray(load_array(class_emb, "--class-emb"))
+        self.labels = self._labels(labels_path and _existing(labels_path, where, "--labels"), self.class_emb)
         self.name = f"{self.method} ({self.path.name})"
 
     # --- the subset file and its summary
@@ -115,11 +116,11 @@ class OpenedSelection:
             raise ValueError(f"{self.path}: {int((~ok).sum())} uids are not in the pool: another pool's subset")
         return np.sort(order[at])
 
-    def _labels(self, labels_path, class_emb_path):
+    def _labels(self, labels_path, class_emb):
         if labels_path:
             return inputs.check_labels(np.asarray(load_array(labels_path, "--labels")), self.n)
-        if class_emb_path:
-            T = inputs.check_class_emb(np.asarray(load_array(class_emb_path, "--class-emb")), self._d(), True)
+        if class_emb is not None:
+            T = inputs.check_class_emb(class_emb, self._d(), True)
             return np.concatenate([inputs.zero_shot_labels(inputs.as_matrix(a, "emb_img"), T, True)
                                    for a, _ in self.chunks()])
         return np.zeros(self.n, np.int64)
@@ -140,8 +141,14 @@ class OpenedSelection:
                 yield A[s:s + CHUNK], B[s:s + CHUNK]
 
     def clip_scores(self):
+        """Every row's CLIP score, in one pass over the pool (a progress bar for a large one)."""
+        from tqdm.auto import tqdm
+
         from ...baselines import clip_scores
-        return np.concatenate([clip_scores(a, b) for a, b in self.chunks()]) if self.n else np.zeros(0)
+
+        parts = [clip_scores(a, b) for a, b in tqdm(self.chunks(), total=-(-self.n // CHUNK), unit="chunk",
+                                                    desc="clipcov report: scores", disable=None, leave=False)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def arrays(self):
         """The whole pool's arrays (for the selection's own terms), or None when it is a pool of shards."""
