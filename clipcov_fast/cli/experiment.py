@@ -63,7 +63,9 @@ def cmd_experiment(args):
     report = run(args.config, args.work, args.out, progress=not args.no_progress, command=invoked_command(),
                  **overrides)
     print(f"\n{headline(report)}\n\nexperiment {report['config']['name']}: {len(report['students'])} students in "
-          f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'} and results.png")
+          f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'} and results.png"
+          + (", and report.html (clipcov report: ClipCov against CLIP score)"
+             if (Path(args.out) / "report.html").is_file() else ""))
 
 
 def register(sub):
