@@ -64,8 +64,8 @@ def cmd_experiment(args):
                  **overrides)
     print(f"\n{headline(report)}\n\nexperiment {report['config']['name']}: {len(report['students'])} students in "
           f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'} and results.png"
-          + (", and report.html (clipcov report: ClipCov against CLIP score)"
-             if (Path(args.out) / "report.html").is_file() else ""))
+          + (f", and {report['selection_report']} (clipcov report: ClipCov against CLIP score)"
+             if report.get("selection_report") else ""))
 
 
 def register(sub):

@@ -257,17 +257,19 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
                            for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))
     log.info("wrote %s", ", ".join(map(str, paths)))
-    selection_report(cfg, subsets, Path(out))
+    report["selection_report"] = selection_report(cfg, subsets, Path(out))
     return report
 
 
 def selection_report(cfg, subsets, out):
-    """OUT/report.html: the first budget's ClipCov subset of the first seed against CLIP score's (clipcov report)."""
+    """OUT/report.html: the first budget's ClipCov subset of the first seed against CLIP score's (clipcov report);
+    its path, or None when the run has not both methods."""
     budget = cfg.budgets[0]
     seed = cfg.seeds_for(budget)[0]
     a, b = subsets.get(("clipcov", budget, seed)), subsets.get(("clip_score", budget, seed))
-    if a is not None and b is not None:
-        write_selection_report(a, out / "report.html", against=b)
+    if a is None or b is None:
+        return None
+    return write_selection_report(a, out / "report.html", against=b)["out"]
 
 
 def _emb_ok(emb, ckpt):
