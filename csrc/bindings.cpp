@@ -202,6 +202,20 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("greedy", &clipcov::run_greedy<Engine>, py::arg("quota"), py::arg("k"), py::arg("global_budget"),
            "Pick order (original rows) and gains; global_budget advances classes on demand")
+      .def("screen_stats",
+           [](const Engine& e) {
+             const auto& s = e.screen_stats();
+             py::dict out;
+             out["entries"] = s.entries;
+             out["decided"] = s.decided;
+             out["skipped_tiles"] = s.skipped_tiles;
+             out["sparse_tiles"] = s.sparse_tiles;
+             out["dense_tiles"] = s.dense_tiles;
+             out["classes"] = s.classes;
+             out["declined"] = s.declined;
+             return out;
+           },
+           "What the coverage screen did in the last prepare: entries of the screened classes, decided ones, tiles")
       .def_property_readonly("n", &Engine::n)
       .def_property_readonly("d", &Engine::d)
       .def_property_readonly("num_classes", &Engine::num_classes);

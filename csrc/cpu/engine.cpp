@@ -11,6 +11,7 @@
 #include "core/greedy.hpp"
 #include "cpu/class_greedy.hpp"
 #include "cpu/kernels.hpp"
+#include "cpu/screen.hpp"
 
 #include <cblas.h>  // scipy-openblas32: prefixed symbols (scipy_cblas_*, scipy_openblas_*)
 
@@ -196,6 +197,7 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   tau_ = tau;
   w_ = w;
   coverage_.assign(n, 0.0);
+  screen_stats_ = ScreenStats{};
   center_.assign(n, 0.0);
   utility_.assign(n, 0.0);
 
@@ -229,7 +231,8 @@ void Engine::prepare(const SourceView& A, const SourceView& B, bool xcov, int64_
   auto per_class = [&](int64_t c, int threads) {
     const int64_t b = st_.class_ptr[c], e = st_.class_ptr[c + 1];
     if (xcov) xcov_initial(st_, b, e, double(k) / double(pool_n), utility_.data() + b);
-    else coverage_class(st_, b, e, tau, exact_, threads, coverage_.data() + b);
+    else if (!coverage_class_screened(st_, b, e, tau, exact_, threads, coverage_.data() + b, &screen_stats_))
+      coverage_class(st_, b, e, tau, exact_, threads, coverage_.data() + b);
   };
   size_t first_small = 0;
   while (first_small < cls.size() && !xcov &&

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/screen.hpp"
 #include "cpu/store.hpp"
 
 namespace clipcov {
@@ -54,6 +55,7 @@ class Engine {
   // quota[c] picks at most from class c; returns the number of picks written.
   int64_t greedy(const int64_t* quota, bool on_demand, int64_t k, int64_t* out_index, double* out_gain);
 
+  const ScreenStats& screen_stats() const { return screen_stats_; }
   int64_t n() const { return st_.n; }
   int64_t d() const { return st_.d; }
   int64_t num_classes() const { return st_.num_classes(); }
@@ -68,6 +70,7 @@ class Engine {
   int threads_;
   std::vector<int64_t> pos_;  // original row -> sorted row
   std::vector<double> coverage_, center_, utility_;  // sorted order; utility = initial gain
+  ScreenStats screen_stats_{};                       // what the coverage screen decided (last prepare)
   ExactSimilarity exact_{};
   bool xcov_ = false;
   double tau_ = 0.0;
