@@ -207,6 +207,7 @@ PYBIND11_MODULE(_core, m) {
              const auto& s = e.screen_stats();
              py::dict out;
              out["entries"] = s.entries;
+             out["screened"] = s.screened;
              out["decided"] = s.decided;
              out["skipped_tiles"] = s.skipped_tiles;
              out["sparse_tiles"] = s.sparse_tiles;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "core/precision.hpp"
@@ -18,8 +19,10 @@ namespace {
 
 // The largest fraction of a tile's entries computed one dot product at a time; above it the tile is one SGEMM.
 constexpr double kSparseFraction = 1.0 / 16;
-// The screen pays when at least this share of the first row block's tiles is decided whole or nearly.
-constexpr double kPays = 0.75;
+// The screen pays when its probe expects at most this share of the class's entries to take a dense path.
+constexpr double kPays = 0.5;
+// A row or column is screened when its estimated bound against a typical partner clears tau by this much.
+constexpr double kGoodSlack = 0.02;
 
 bool env_on(const char* name) {
   const char* v = std::getenv(name);
@@ -129,22 +132,25 @@ struct Screen {
     }
   }
 
-  // The entries of tile [i0, i0 + mm) x [j0, j0 + nn) that may be at or below tau (open[x * nn + y] = 1);
-  // returns how many.
-  int64_t open_entries(int64_t i0, int64_t mm, int64_t j0, int64_t nn, float* shat, uint8_t* open) const {
-    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mm), int(nn), r, 1.0f, PA.data() + i0 * r, r,
-                      PB.data() + j0 * r, r, 0.0f, shat, int(nn));
+  // The entries of the tile rows[0..mm) x cols[0..nn) (class-local ids, with pa/pb the gathered projections)
+  // that may be at or below tau (open[x * nn + y] = 1); returns how many.
+  int64_t open_entries(const float* pa, const int64_t* rows, int64_t mm, const float* pb, const int64_t* cols,
+                       int64_t nn, float* shat, float* s_sig, float* s_nb, uint8_t* open) const {
+    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mm), int(nn), r, 1.0f, pa, r, pb, r, 0.0f, shat,
+                      int(nn));
+    for (int64_t y = 0; y < nn; ++y) {
+      s_sig[y] = sig[cols[y]];
+      s_nb[y] = nb[cols[y]];
+    }
     int64_t left = 0;
     for (int64_t x = 0; x < mm; ++x) {
       const float* row = shat + x * nn;
       uint8_t* u = open + x * nn;
-      const float rx = rho[i0 + x], ax = margin32 * na[i0 + x];
-      const float* sj = sig.data() + j0;
-      const float* bj = nb.data() + j0;
+      const float rx = rho[rows[x]], ax = margin32 * na[rows[x]];
       int64_t cnt = 0;
 #pragma omp simd reduction(+ : cnt)
       for (int64_t y = 0; y < nn; ++y) {
-        const uint8_t o = row[y] <= tau32 + rx * sj[y] + ax * bj[y];
+        const uint8_t o = row[y] <= tau32 + rx * s_sig[y] + ax * s_nb[y];
         u[y] = o;
         cnt += o;
       }
@@ -153,6 +159,70 @@ struct Screen {
     return left;
   }
 };
+
+// Rows (or columns) the screen can decide against a typical partner: their estimated lower bound against the
+// class's mean projection of the other side clears tau. A performance split only: the other rows and
+// columns go through the dense thresholded product, which is exact anyway.
+std::vector<uint8_t> good_rows(const std::vector<float>& P, const std::vector<float>& res, const std::vector<float>& Pother,
+                               const std::vector<float>& res_other, int r, int64_t m, float tau, float margin) {
+  std::vector<double> mean(r, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int t = 0; t < r; ++t) mean[t] += Pother[i * r + t];
+  for (double& v : mean) v /= double(m);
+  std::vector<float> sorted(res_other);
+  std::nth_element(sorted.begin(), sorted.begin() + m / 2, sorted.end());
+  const double typical = sorted[m / 2];
+  std::vector<uint8_t> good(m);
+  for (int64_t i = 0; i < m; ++i) {
+    double s = 0;
+    for (int t = 0; t < r; ++t) s += double(P[i * r + t]) * mean[t];
+    good[i] = s - double(res[i]) * typical - margin > tau + kGoodSlack;
+  }
+  return good;
+}
+
+// Thresholded sums of the dense block rows x cols (class-local ids; A and B their rows, contiguous), today's
+// semantics: float32 SGEMM values, the float64 value within the recheck band of tau. Adds to row_sum (indexed
+// like rows) and col_sum (by class-local column).
+void dense_block(const Store& st, int64_t b, const float* A, const int64_t* rows, int64_t mm, const float* B,
+                 const int64_t* cols, int64_t nc, double tau, const ExactSimilarity& exact, double* row_sum,
+                 double* col_sum, float* tile, double* csum) {
+  const int64_t d = st.d;
+  const double bound = f32_dot_error_bound(d);
+  const float tau32 = float(tau);
+  const double slack = std::fabs(double(tau32) - tau);
+  for (int64_t y0 = 0; y0 < nc; y0 += kTileCols) {
+    const int64_t nn = std::min(kTileCols, nc - y0);
+    const int64_t* cj = cols + y0;
+    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mm), int(nn), int(d), 1.0f, A, int(d),
+                      B + y0 * d, int(d), 0.0f, tile, int(nn));
+    std::fill(csum, csum + nn, 0.0);
+    for (int64_t x = 0; x < mm; ++x) {  // as coverage_rows: vectorized, the columns' sums in tile order
+      const float* row = tile + x * nn;
+      double rs = 0.0;
+#pragma omp simd reduction(+ : rs)
+      for (int64_t y = 0; y < nn; ++y) {
+        const double v = row[y] > tau32 ? double(row[y]) : 0.0;
+        rs += v;
+        csum[y] += v;
+      }
+      row_sum[x] += rs;
+    }
+    if (tau != 0.0) {  // near tau the float32 decision may differ from the float64 one: redo those entries
+      for (int64_t x = 0; x < mm; ++x) {
+        const float* row = tile + x * nn;
+        const int64_t i = rows[x];
+        for (int64_t y = 0; y < nn; ++y) {
+          if (std::fabs(double(row[y]) - tau) > bound * st.normA[b + i] * st.normB[b + cj[y]] + slack) continue;
+          const double delta = splus(exact(b + i, b + cj[y]), tau) - (row[y] > tau32 ? double(row[y]) : 0.0);
+          row_sum[x] += delta;
+          csum[y] += delta;
+        }
+      }
+    }
+    for (int64_t y = 0; y < nn; ++y) col_sum[cj[y]] += csum[y];
+  }
+}
 
 }  // namespace
 
@@ -173,15 +243,38 @@ bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, 
       SB[k] += st.b(s)[k];
     }
   const Screen sc(st, b, e, tau, SA.data(), SB.data());
+  const int r = sc.r;
+  // good rows x good columns are screened; the rest (rows or columns the screen would leave open, such as
+  // captions that belong to another class) take the dense thresholded product
+  const std::vector<uint8_t> grow = good_rows(sc.PA, sc.rho, sc.PB, sc.sig, r, m, sc.tau32, sc.margin32);
+  const std::vector<uint8_t> gcol = good_rows(sc.PB, sc.sig, sc.PA, sc.rho, r, m, sc.tau32, sc.margin32);
+  std::vector<int64_t> gr, br, gc;
+  for (int64_t i = 0; i < m; ++i) (grow[i] ? gr : br).push_back(i);
+  for (int64_t j = 0; j < m; ++j)
+    if (gcol[j]) gc.push_back(j);
+  std::vector<int64_t> bc, all(m);
+  for (int64_t j = 0; j < m; ++j)
+    if (!gcol[j]) bc.push_back(j);
+  std::iota(all.begin(), all.end(), int64_t(0));
+  const int64_t ngr = int64_t(gr.size()), ngc = int64_t(gc.size()), nbc = int64_t(bc.size());
+  std::vector<float> Bbad(nbc * d);  // the bad columns' rows, gathered once
+  for (int64_t y = 0; y < nbc; ++y) std::copy_n(st.b(b + bc[y]), d, Bbad.data() + y * d);
+  std::vector<float> PAg(ngr * r), PBg(ngc * r);
+  for (int64_t x = 0; x < ngr; ++x) std::copy_n(sc.PA.data() + gr[x] * r, r, PAg.data() + x * r);
+  for (int64_t y = 0; y < ngc; ++y) std::copy_n(sc.PB.data() + gc[y] * r, r, PBg.data() + y * r);
   const int64_t sparse_max = int64_t(kSparseFraction * double(kTileRows * kTileCols));
-  if (!forced) {  // the probe: does the screen decide most of the first row block's tiles (whole or nearly)?
-    std::vector<float> shat(kTileRows * kTileCols);
+  if (!forced) {  // the probe: the dense share plus the first good row block's tiles the screen leaves open
+    std::vector<float> shat(kTileRows * kTileCols), ssig(kTileCols), snb(kTileCols);
     std::vector<uint8_t> open(kTileRows * kTileCols);
-    const int64_t mm = std::min(kTileRows, m);
+    const int64_t mm = std::min(kTileRows, ngr);
     int64_t tiles = 0, cheap = 0;
-    for (int64_t j0 = 0; j0 < m; j0 += kTileCols, ++tiles)
-      cheap += sc.open_entries(0, mm, j0, std::min(kTileCols, m - j0), shat.data(), open.data()) <= sparse_max;
-    if (double(cheap) < kPays * double(tiles)) {
+    for (int64_t y0 = 0; y0 < ngc && mm > 0; y0 += kTileCols, ++tiles)
+      cheap += sc.open_entries(PAg.data(), gr.data(), mm, PBg.data() + y0 * r, gc.data() + y0,
+                               std::min(kTileCols, ngc - y0), shat.data(), ssig.data(), snb.data(),
+                               open.data()) <= sparse_max;
+    const double dense_share = 1.0 - double(ngr) * double(ngc) / double(m * m);
+    const double open_share = tiles ? 1.0 - double(cheap) / double(tiles) : 1.0;
+    if (dense_share + (1.0 - dense_share) * open_share > kPays) {
       if (stats) {
 #pragma omp critical(clipcov_screen_stats)
         ++stats->declined;
@@ -189,37 +282,47 @@ bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, 
       return false;
     }
   }
-  std::vector<double> full_row(m), full_col(m);  // <a_i, sum_j b_j> and <sum_i a_i, b_j>
-  for (int64_t i = 0; i < m; ++i) {
-    full_row[i] = dot_f64(st.a(b + i), SB.data(), d);
-    full_col[i] = dot_f64(st.b(b + i), SA.data(), d);
-  }
+  // Full sums over the good partners: <a_i, sum_{j good} b_j> for good rows, <sum_{i good} a_i, b_j> for good
+  // columns (float64).
+  std::vector<double> SBg(d, 0.0), SAg(d, 0.0);
+  for (int64_t j : gc)
+    for (int64_t k = 0; k < d; ++k) SBg[k] += st.b(b + j)[k];
+  for (int64_t i : gr)
+    for (int64_t k = 0; k < d; ++k) SAg[k] += st.a(b + i)[k];
+  std::vector<double> row_sum(m, 0.0), col_sum(m, 0.0);
+  for (int64_t i : gr) row_sum[i] = dot_f64(st.a(b + i), SBg.data(), d);
+  for (int64_t j : gc) col_sum[j] = dot_f64(st.b(b + j), SAg.data(), d);
   const double band_unit = f32_dot_error_bound(d);
-  // An open entry's value, the same whatever the tile's path: a float64 dot product of the stored rows, and
-  // the float64 value of the source rows near tau (as the dense path rechecks).
+  // An open entry's value, the same whatever its tile's path: a float64 dot product of the stored rows, and
+  // the float64 value of the source rows within the recheck band of tau.
   auto value = [&](int64_t i, int64_t j) {
     const double s = dot_f64(st.a(b + i), st.b(b + j), d);
     if (tau != 0.0 && std::fabs(s - tau) <= band_unit * st.normA[b + i] * st.normB[b + j]) return exact(b + i, b + j);
     return s;
   };
-  // Corrections: the sum of s_ij over the entries at or below tau, per row, and per column in fixed groups of
-  // row blocks added in group order (thread-independent); within a tile, entries in row-major order.
-  const int64_t blocks = (m + kTileRows - 1) / kTileRows;
-  const int64_t groups = std::min<int64_t>(blocks, kCoverageGroups);
+  // Work in fixed groups of row blocks, partial column sums added in group order (thread-independent):
+  // the good rows' blocks against the good columns (screen) and, densely, against the bad columns;
+  // the bad rows' blocks against every column.
+  const int64_t gblocks = (ngr + kTileRows - 1) / kTileRows, bblocks = (int64_t(br.size()) + kTileRows - 1) / kTileRows;
+  const int64_t blocks = gblocks + bblocks;
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(blocks, kCoverageGroups));
   std::vector<double> corr_row(m, 0.0);
-  std::vector<std::vector<double>> corr_col(groups);
+  std::vector<std::vector<double>> part_col(groups), corr_col(groups);
   std::vector<ScreenStats> part(groups);
   threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, groups)));
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> shat(kTileRows * kTileCols), tile(kTileRows * kTileCols);
+    std::vector<float> shat(kTileRows * kTileCols), tile(kTileRows * kTileCols), ssig(kTileCols), snb(kTileCols);
+    std::vector<float> Ab(kTileRows * d), Bb(kTileCols * d);
     std::vector<uint8_t> open(kTileRows * kTileCols);
+    std::vector<double> rs(kTileRows), csum(kTileCols);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t grp = 0; grp < groups; ++grp) {
+      part_col[grp].assign(m, 0.0);
       corr_col[grp].assign(m, 0.0);
-      double* cc = corr_col[grp].data();
+      double *pc = part_col[grp].data(), *cc = corr_col[grp].data();
       ScreenStats& ps = part[grp];
-      auto add = [&](int64_t i, int64_t j) {
+      auto add = [&](int64_t i, int64_t j) {  // an open entry of good x good: subtracted when at or below tau
         const double s = value(i, j);
         if (!(s > tau)) {
           corr_row[i] += s;
@@ -227,11 +330,28 @@ bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, 
         }
       };
       for (int64_t blk = grp * blocks / groups; blk < (grp + 1) * blocks / groups; ++blk) {
-        const int64_t i0 = blk * kTileRows, mm = std::min(kTileRows, m - i0);
-        for (int64_t j0 = 0; j0 < m; j0 += kTileCols) {
-          const int64_t nn = std::min(kTileCols, m - j0);
+        const bool good = blk < gblocks;
+        const int64_t* rows = good ? gr.data() + blk * kTileRows : br.data() + (blk - gblocks) * kTileRows;
+        const int64_t mm = std::min(kTileRows, (good ? ngr : int64_t(br.size())) - (blk - (good ? 0 : gblocks)) * kTileRows);
+        for (int64_t x = 0; x < mm; ++x) std::copy_n(st.a(b + rows[x]), d, Ab.data() + x * d);
+        std::fill(rs.begin(), rs.begin() + mm, 0.0);
+        if (!good) {  // a bad row block: dense against every column
+          dense_block(st, b, Ab.data(), rows, mm, st.b(b), all.data(), m, tau, exact, rs.data(), pc, tile.data(),
+                      csum.data());
+          for (int64_t x = 0; x < mm; ++x) row_sum[rows[x]] += rs[x];
+          continue;
+        }
+        // good rows against the bad columns: dense
+        dense_block(st, b, Ab.data(), rows, mm, Bbad.data(), bc.data(), nbc, tau, exact, rs.data(), pc, tile.data(),
+                    csum.data());
+        for (int64_t x = 0; x < mm; ++x) row_sum[rows[x]] += rs[x];
+        // good rows against the good columns: the screen
+        for (int64_t y0 = 0; y0 < ngc; y0 += kTileCols) {
+          const int64_t nn = std::min(kTileCols, ngc - y0);
+          const int64_t* cols = gc.data() + y0;
           if (!forced) {
-            const int64_t left = sc.open_entries(i0, mm, j0, nn, shat.data(), open.data());
+            const int64_t left = sc.open_entries(PAg.data() + blk * kTileRows * r, rows, mm, PBg.data() + y0 * r,
+                                                 cols, nn, shat.data(), ssig.data(), snb.data(), open.data());
             ps.decided += mm * nn - left;
             if (left == 0) {
               ++ps.skipped_tiles;
@@ -241,33 +361,34 @@ bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, 
               ++ps.sparse_tiles;
               for (int64_t x = 0; x < mm; ++x)
                 for (int64_t y = 0; y < nn; ++y)
-                  if (open[x * nn + y]) add(i0 + x, j0 + y);
+                  if (open[x * nn + y]) add(rows[x], cols[y]);
               continue;
             }
           }
-          // One SGEMM of the tile finds the entries that may be at or below tau: outside twice the float32
-          // band above tau, an entry is surely above it (in the stored rows' and the source rows' values too).
+          // One SGEMM of the tile finds the entries that may be at or below tau: beyond twice the float32 band
+          // above tau an entry is surely above it (in the stored rows' and the source rows' values too).
           ++ps.dense_tiles;
-          scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mm), int(nn), int(d), 1.0f, st.a(b + i0),
-                            int(d), st.b(b + j0), int(d), 0.0f, tile.data(), int(nn));
+          for (int64_t y = 0; y < nn; ++y) std::copy_n(st.b(b + cols[y]), d, Bb.data() + y * d);
+          scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mm), int(nn), int(d), 1.0f, Ab.data(),
+                            int(d), Bb.data(), int(d), 0.0f, tile.data(), int(nn));
           for (int64_t x = 0; x < mm; ++x) {
-            const double band_i = 2.0 * band_unit * st.normA[b + i0 + x];
+            const double band_i = 2.0 * band_unit * st.normA[b + rows[x]];
             for (int64_t y = 0; y < nn; ++y)
-              if (double(tile[x * nn + y]) - tau <= band_i * st.normB[b + j0 + y]) add(i0 + x, j0 + y);
+              if (double(tile[x * nn + y]) - tau <= band_i * st.normB[b + cols[y]]) add(rows[x], cols[y]);
           }
         }
       }
     }
   }
-  std::vector<double> colsum(m, 0.0);
-  for (const auto& c : corr_col)
-    for (int64_t j = 0; j < m; ++j) colsum[j] += c[j];
-  for (int64_t i = 0; i < m; ++i) cov[i] = ((full_row[i] - corr_row[i]) + (full_col[i] - colsum[i])) / double(m);
+  for (int64_t grp = 0; grp < groups; ++grp)
+    for (int64_t j = 0; j < m; ++j) col_sum[j] += part_col[grp][j] - corr_col[grp][j];
+  for (int64_t i = 0; i < m; ++i) cov[i] = ((row_sum[i] - corr_row[i]) + col_sum[i]) / double(m);
   if (stats) {
 #pragma omp critical(clipcov_screen_stats)
     {
       ++stats->classes;
       stats->entries += m * m;
+      stats->screened += ngr * ngc;
       for (const auto& ps : part) {
         stats->decided += ps.decided;
         stats->skipped_tiles += ps.skipped_tiles;

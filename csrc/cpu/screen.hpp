@@ -23,8 +23,11 @@ constexpr int kScreenRank = 32;          // r: the basis's size
 constexpr int64_t kScreenMinRows = 1024;  // smaller classes keep the dense path (the screen would not pay)
 
 struct ScreenStats {
-  int64_t entries = 0, decided = 0, skipped_tiles = 0, sparse_tiles = 0, dense_tiles = 0, classes = 0,
-          declined = 0;  // classes whose probe found the screen would not pay (they took the dense path)
+  int64_t entries = 0,   // of the classes screened (m^2 each)
+      screened = 0,      // of those, good rows x good columns (the rest took the dense thresholded product)
+      decided = 0,       // of those, decided by the screen
+      skipped_tiles = 0, sparse_tiles = 0, dense_tiles = 0, classes = 0,
+      declined = 0;      // classes whose probe found the screen would not pay (they took the dense path)
 };
 
 // Coverage of class [b, e) by the screen when its first row block says it pays (most of that block's tiles
