@@ -23,6 +23,30 @@ constexpr double kSparseFraction = 1.0 / 16;
 constexpr double kPays = 0.5;
 // A row or column is screened when its estimated bound against a typical partner clears tau by this much.
 constexpr double kGoodSlack = 0.02;
+// The first look: a sample of kSample x kSample entries; more than kSampleBelow of them within kGoodSlack of tau
+// or below means most tiles would stay open (random data: half), so the class keeps the dense path at once.
+constexpr int64_t kSample = 256;
+constexpr double kSampleBelow = 0.25;
+// The basis's random directions combine at most this many of the class's rows (a strided sample).
+constexpr int64_t kBasisRows = 512;
+
+// The share of a strided sample of the class's entries (rows and columns kSample apart in class order) at or
+// below tau + kGoodSlack, in float32: a cheap guess, never a decision about an entry.
+double sampled_low_share(const Store& st, int64_t b, int64_t e, double tau) {
+  const int64_t m = e - b, d = st.d, ns = std::min(kSample, m);
+  std::vector<float> As(ns * d), Bs(ns * d), s(ns * ns);
+  for (int64_t x = 0; x < ns; ++x) {
+    const int64_t i = b + x * m / ns, j = b + (x * m / ns + m / (2 * ns)) % m;  // columns offset from the rows
+    std::copy_n(st.a(i), d, As.data() + x * d);
+    std::copy_n(st.b(j), d, Bs.data() + x * d);
+  }
+  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(ns), int(ns), int(d), 1.0f, As.data(), int(d),
+                    Bs.data(), int(d), 0.0f, s.data(), int(ns));
+  const float low = float(tau + kGoodSlack);
+  int64_t cnt = 0;
+  for (float v : s) cnt += v <= low;
+  return double(cnt) / double(ns * ns);
+}
 
 bool env_on(const char* name) {
   const char* v = std::getenv(name);
@@ -39,21 +63,24 @@ uint64_t splitmix(uint64_t& x) {
 }
 
 // An orthonormal basis (d x r', row-major: basis[k * r' + t]) of the class's main directions: its image and
-// caption sums, and r - 2 random combinations of its rows (Rademacher signs, seeded by the class's first
-// row), orthonormalized twice by modified Gram-Schmidt in float64. Columns left with no norm are dropped.
+// caption sums, and r - 2 random combinations (Rademacher signs, seeded by the class's place) of a strided
+// sample of its rows, orthonormalized twice by modified Gram-Schmidt in float64. Columns left with no norm are
+// dropped. Any orthonormal basis keeps the bound rigorous; a good one only decides more.
 std::vector<double> class_basis(const Store& st, int64_t b, int64_t e, const double* SA, const double* SB,
                                 int r, int& kept) {
-  const int64_t d = st.d, m = e - b, extra = std::max(0, r - 2);
-  std::vector<float> signs(m * extra);
+  const int64_t d = st.d, m = e - b, extra = std::max(0, r - 2), ns = std::min(m, kBasisRows);
+  std::vector<float> rows(2 * ns * d);  // the sampled image rows, then their caption rows
+  for (int64_t x = 0; x < ns; ++x) {
+    std::copy_n(st.a(b + x * m / ns), d, rows.data() + x * d);
+    std::copy_n(st.b(b + x * m / ns), d, rows.data() + (ns + x) * d);
+  }
+  std::vector<float> signs(2 * ns * extra);
   uint64_t seed = uint64_t(b) * 0x9E3779B97F4A7C15ull + uint64_t(m);
   for (auto& s : signs) s = (splitmix(seed) & 1) ? 1.0f : -1.0f;
   std::vector<float> Y32(d * std::max<int64_t>(extra, 1), 0.0f);
-  if (extra) {  // Y = A_c^T S + B_c^T S (d x extra)
-    scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d), int(extra), int(m), 1.0f, st.a(b), int(d),
-                      signs.data(), int(extra), 0.0f, Y32.data(), int(extra));
-    scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d), int(extra), int(m), 1.0f, st.b(b), int(d),
-                      signs.data(), int(extra), 1.0f, Y32.data(), int(extra));
-  }
+  if (extra)  // Y = R^T S (d x extra), R the 2 ns sampled rows
+    scipy_cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d), int(extra), int(2 * ns), 1.0f, rows.data(),
+                      int(d), signs.data(), int(extra), 0.0f, Y32.data(), int(extra));
   std::vector<std::vector<double>> cols;
   cols.emplace_back(SA, SA + d);
   cols.emplace_back(SB, SB + d);
@@ -68,9 +95,13 @@ std::vector<double> class_basis(const Store& st, int64_t b, int64_t e, const dou
     for (double v : c) before += v * v;
     for (int pass = 0; pass < 2; ++pass)
       for (const auto& q : Q) {
+        const double* qk = q.data();
+        double* ck = c.data();
         double p = 0;
-        for (int64_t k = 0; k < d; ++k) p += q[k] * c[k];
-        for (int64_t k = 0; k < d; ++k) c[k] -= p * q[k];
+#pragma omp simd reduction(+ : p)
+        for (int64_t k = 0; k < d; ++k) p += qk[k] * ck[k];
+#pragma omp simd
+        for (int64_t k = 0; k < d; ++k) ck[k] -= p * qk[k];
       }
     double after = 0;
     for (double v : c) after += v * v;
@@ -96,7 +127,7 @@ struct Screen {
   std::vector<float> PA, PB, rho, sig, na, nb;
   float tau32, margin32;
 
-  Screen(const Store& st_, int64_t b_, int64_t e_, double tau_, const double* SA, const double* SB)
+  Screen(const Store& st_, int64_t b_, int64_t e_, double tau_, const double* SA, const double* SB, int threads)
       : st(st_), b(b_), m(e_ - b_), d(st_.d), tau(tau_) {
     const std::vector<double> Q = class_basis(st, b, b + m, SA, SB, kScreenRank, r);
     const std::vector<float> Q32(Q.begin(), Q.end());
@@ -117,6 +148,7 @@ struct Screen {
     sig.resize(m);
     na.resize(m);
     nb.resize(m);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < m; ++i) {
       const double a2 = dot_f64(st.a(b + i), st.a(b + i), d), b2 = dot_f64(st.b(b + i), st.b(b + i), d);
       double pa2 = 0, pb2 = 0;
@@ -236,13 +268,20 @@ bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, 
   const int64_t m = e - b, d = st.d;
   if (m < kScreenMinRows || !screen_enabled()) return false;
   const bool forced = forced_dense();
+  if (!forced && sampled_low_share(st, b, e, tau) > kSampleBelow) {
+    if (stats) {
+#pragma omp critical(clipcov_screen_stats)
+      ++stats->declined;
+    }
+    return false;
+  }
   std::vector<double> SA(d, 0.0), SB(d, 0.0);  // the class sums, float64, in row order
   for (int64_t s = b; s < e; ++s)
     for (int64_t k = 0; k < d; ++k) {
       SA[k] += st.a(s)[k];
       SB[k] += st.b(s)[k];
     }
-  const Screen sc(st, b, e, tau, SA.data(), SB.data());
+  const Screen sc(st, b, e, tau, SA.data(), SB.data(), threads);
   const int r = sc.r;
   // good rows x good columns are screened; the rest (rows or columns the screen would leave open, such as
   // captions that belong to another class) take the dense thresholded product
