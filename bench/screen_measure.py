@@ -2,6 +2,7 @@
 with what the screen decided; prints a JSON line.
 
     CLIPCOV_SCREEN=0|1 python bench/screen_measure.py POOL K [PICKS.npy]
+    python bench/screen_measure.py table DIR      (the markdown table of bench/screen_bench.sh's results)
 
 POOL: a folder of img.npy, txt.npy and labels.npy (clipcov_fast.synthetic.write_pool; labels optional: one class),
 or random:N:D:SEED for one class of Gaussian rows (half the similarities negative). K: picks, or a fraction.
@@ -41,10 +42,11 @@ def main(pool, k, picks=None):
     eng.prepare(A, B, "clipcov", k, 0.0, w["coverage"], w["easiness"], w["center"], w["redundancy"],
                 w["label"] * label_sim)
     t2 = time.perf_counter()
-    idx, _ = eng.greedy(inputs.quotas(counts, k, "proportional"), k, False)
+    idx, gains = eng.greedy(inputs.quotas(counts, k, "proportional"), k, False)
     t3 = time.perf_counter()
-    if picks:
+    if picks:  # the pick order, and the gains (at PICKS-gains.npy)
         np.save(picks, idx)
+        np.save(str(picks).removesuffix(".npy") + "-gains.npy", gains)
     stats = dict(eng.screen_stats())
     print(json.dumps({"pool": pool, "n": len(A), "k": k, "classes": len(counts),
                       "screen": os.environ.get("CLIPCOV_SCREEN", "1"), "load_s": round(t1 - t0, 3),
@@ -55,5 +57,33 @@ def main(pool, k, picks=None):
                       "decided_share": stats["decided"] / float(np.sum(counts.astype(np.float64) ** 2))}))
 
 
+def table(folder):
+    """Per case: the median seconds of each setting over its runs, the ratio, what the screen decided, and
+    whether the two settings picked the same rows in the same order."""
+    folder = Path(folder)
+    lines = ["| case | n | classes | terms s, dense / screen | speed-up | whole select s, dense / screen | "
+             "in-class entries decided by the screen | picks |", "|---|---:|---:|---|---:|---|---:|---|"]
+    for path in sorted(folder.glob("*.jsonl")):
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        by = {s: [r for r in runs if r["screen"] == s] for s in ("0", "1")}
+        med = {s: {key: float(np.median([r[key] for r in rs])) for key in ("terms_s", "total_s")} for s, rs in by.items()}
+        a, b = (np.load(folder / f"{path.stem}-picks-{s}.npy") for s in ("0", "1"))
+        ga, gb = (np.load(folder / f"{path.stem}-picks-{s}-gains.npy") for s in ("0", "1"))
+        where = a != b
+        gap = float(np.max(np.abs(ga[where] - gb[where]) / np.abs(ga[where]))) if where.any() else 0.0
+        same = ("same order" if not where.any() else
+                f"same set; {int(where.sum())} of {len(a)} places swapped, gains there within {gap:.0e} (relative)"
+                if set(a) == set(b) else f"{len(set(a) ^ set(b)) // 2} of {len(a)} differ")
+        r = by["1"][0]
+        lines.append(f"| {path.stem} | {r['n']:,} | {r['classes']:,} | {med['0']['terms_s']:.2f} / {med['1']['terms_s']:.2f} "
+                     f"| {med['0']['terms_s'] / med['1']['terms_s']:.2f}x | {med['0']['total_s']:.2f} / "
+                     f"{med['1']['total_s']:.2f} | {r['decided_share']:.1%} | {same} |")
+    apricot = folder / "oneclass-12k-apricot.json"
+    if apricot.is_file():
+        lines.append("")
+        lines.append(f"apricot, one class n = 12,000, k = 1,200: {json.loads(apricot.read_text())['seconds']:.2f} s")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    table(sys.argv[2]) if sys.argv[1] == "table" else main(*sys.argv[1:])

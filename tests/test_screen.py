@@ -10,7 +10,7 @@ import clipcov_fast as cc
 from clipcov_fast import api, inputs, reference
 from conftest import assert_same_selection
 
-M, D = 1500, 96  # d above the screen's rank (32), so that its residual bound matters
+M, D = 1500, 256  # d far above the screen's rank (32), so that its residual bound matters; 256: the screen's least width
 
 
 def clusters(fractions, d=D, seed=0, spread=0.35, n=M):
@@ -65,6 +65,7 @@ def test_coverage_and_picks_match_the_float64_reference(case, tau_extra, monkeyp
 
 def test_the_screen_decides_where_it_should():
     assert engine_stats(*clusters([1.0]), 0.0)["skipped_tiles"] > 0  # every tile decided whole
+    assert engine_stats(*clusters([1.0], d=128), 0.0)["classes"] == 0  # narrower than 256: the dense path
     sparse = engine_stats(*clusters([0.985, 0.015], seed=3), 0.1)
     assert sparse["classes"] == 1 and (sparse["sparse_tiles"] > 0 or sparse["screened"] < sparse["entries"])
     rng = np.random.default_rng(1)
@@ -87,18 +88,37 @@ def test_forcing_every_tile_exact_gives_the_same_bits(case, monkeypatch):
 
 
 def test_entries_exactly_at_tau():
-    """Two halves on disjoint coordinates: every cross pair's similarity is exactly 0 = tau (s+ = 0)."""
+    """Two parts on disjoint coordinates (95% and 5% of the rows): every cross pair's similarity is exactly
+    0 = tau (s+ = 0), 9.5% of the entries."""
     rng = np.random.default_rng(2)
-    A = np.zeros((M, 32))
-    B = np.zeros((M, 32))
-    half = np.arange(M) % 2 == 0
-    A[half, :16] = rng.random((half.sum(), 16)) + 0.5
-    A[~half, 16:] = rng.random(((~half).sum(), 16)) + 0.5
-    B[half, :16] = A[half, :16] + 0.1 * rng.random((half.sum(), 16))
-    B[~half, 16:] = A[~half, 16:] + 0.1 * rng.random(((~half).sum(), 16))
+    A = np.zeros((M, D))
+    B = np.zeros((M, D))
+    half = np.arange(M) % 20 != 0
+    h = D // 2
+    A[half, :h] = rng.random((half.sum(), h)) + 0.5
+    A[~half, h:] = rng.random(((~half).sum(), h)) + 0.5
+    B[half, :h] = A[half, :h] + 0.1 * rng.random((half.sum(), h))
+    B[~half, h:] = A[~half, h:] + 0.1 * rng.random(((~half).sum(), h))
+    assert engine_stats(A, B, 0.0)["classes"] == 1  # the screened path
     want = reference.terms(A, B, threshold=0.0)["coverage"]
     np.testing.assert_allclose(cc.terms(A, B, threshold=0.0)["coverage"], want, rtol=0, atol=2e-6)
     assert_same_selection(cc.select(A, B, 100), reference.select(A, B, 100))
+
+
+def test_where_the_residual_decides():
+    """Rows = a shared direction plus isotropic noise of 0.8 its norm: the rank-32 part of every similarity is
+    about the same and the residual (the noise's product) alone puts 5% of the entries below tau. A screen
+    that forgot its residual bound would pass over them; the right one cannot clear these rows and keeps the
+    dense path."""
+    rng = np.random.default_rng(9)
+    mu = rng.standard_normal(D)
+    mu /= np.linalg.norm(mu)
+    A = mu + 0.8 * rng.standard_normal((M, D)) / np.sqrt(D)
+    B = mu + 0.8 * rng.standard_normal((M, D)) / np.sqrt(D)
+    s = (A / np.linalg.norm(A, axis=1, keepdims=True)) @ (B / np.linalg.norm(B, axis=1, keepdims=True)).T
+    tau = float(np.quantile(s, 0.05))
+    want = reference.terms(A, B, threshold=tau)["coverage"]
+    np.testing.assert_allclose(cc.terms(A, B, threshold=tau)["coverage"], want, rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize("scale", [1e-30, 1e25])

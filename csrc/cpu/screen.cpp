@@ -266,7 +266,7 @@ bool screen_enabled() {
 bool coverage_class_screened(const Store& st, int64_t b, int64_t e, double tau, const ExactSimilarity& exact,
                              int threads, double* cov, ScreenStats* stats) {
   const int64_t m = e - b, d = st.d;
-  if (m < kScreenMinRows || !screen_enabled()) return false;
+  if (m < kScreenMinRows || d < kScreenMinDim || !screen_enabled()) return false;
   const bool forced = forced_dense();
   if (!forced && sampled_low_share(st, b, e, tau) > kSampleBelow) {
     if (stats) {

@@ -20,6 +20,8 @@
 namespace clipcov {
 
 constexpr int kScreenRank = 32;          // r: the basis's size
+constexpr int64_t kScreenMinDim = 8 * kScreenRank;  // narrower rows keep the dense path (the r-dim product
+                                                    // would cost more than an eighth of the dense one)
 constexpr int64_t kScreenMinRows = 1024;  // smaller classes keep the dense path (the screen would not pay)
 
 struct ScreenStats {
