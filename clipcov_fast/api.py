@@ -69,7 +69,7 @@ def _common(emb_img, emb_txt, objective, labels, class_emb, threshold, weights, 
 
 
 def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=None, threshold=0.0,
-           weights=None, budget="proportional", normalize=True, device="auto", num_threads=None):
+           weights=None, budget="proportional", normalize=True, device="auto", num_threads=None, extra_utility=None):
     """Choose k image-caption pairs by exact greedy maximization of the ClipCov objective.
 
     emb_img, emb_txt: (n, d) image and caption embeddings of the same pairs (float16/32/64 arrays,
@@ -80,11 +80,15 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
     and the label term from class_emb; neither: one class and no label term.
     budget: "proportional" class quotas or one "global" greedy.
     weights: coverage, easiness, label, center, redundancy (xcov: easiness, label, center).
+    extra_utility: (n,) finite values added to every pair's utility, a modular term of the caller's (an
+    alignment score such as negCLIPLoss, a similarity to target data); CPU only.
     """
     t0 = time.perf_counter()
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-    if _backend(device) == "cuda":
+    if extra_utility is not None and device == "cuda":
+        raise ValueError("extra_utility is taken by the CPU engine only: use device='cpu'")
+    if _backend(device if extra_utility is None else "cpu") == "cuda":
         from . import gpu
 
         return gpu.select(emb_img, emb_txt, k, objective=objective, labels=labels, class_emb=class_emb,
@@ -99,8 +103,11 @@ def select(emb_img, emb_txt, k, *, objective="clipcov", labels=None, class_emb=N
     eng, counts = _load_engine(A, B, y, normalize, threads)
     timings["load"] = time.perf_counter() - t0 - timings["inputs"]
     t1 = time.perf_counter()
+    extra = w["label"] * label_sim
+    if extra_utility is not None:
+        extra = extra + inputs.check_extra_utility(extra_utility, n)
     eng.prepare(A, B, objective, k, float(threshold), w["coverage"], w["easiness"], w["center"],
-                w["redundancy"], w["label"] * label_sim)
+                w["redundancy"], extra)
     timings["terms"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     idx, gains = eng.greedy(inputs.quotas(counts, k, budget), k, budget == "global")

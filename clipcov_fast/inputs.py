@@ -111,6 +111,16 @@ def checked(emb_img, emb_txt, labels, class_emb, normalize):
     return A, B, y, label_sim
 
 
+def check_extra_utility(values, n):
+    """select()'s extra_utility as a float64 array of n finite values."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"extra_utility must have one value per pair, shape ({n},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"extra_utility has a non-finite value at row {int(np.flatnonzero(~np.isfinite(arr))[0])}")
+    return arr
+
+
 def check_labels(labels, n, n_classes=None):
     """labels as an int64 array of length n with values in [0, n_classes) (n_classes: class_emb rows)."""
     arr = np.asarray(labels)

@@ -30,7 +30,7 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     argv = ["experiment", "--work", str(work), "--out", str(out), "--proxy", "tiny-clip", "--jobs", "1",
             "--no-progress", *TINY, "--set", f"study={study}"]
     assert cli.main(argv) == 0
-    assert "experiment quick: 13 students" in capsys.readouterr().out
+    assert f"experiment quick: {len(configs.METHODS)} students" in capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
     assert {s["method"] for s in report["students"]} == set(configs.METHODS)
     pool = report["pool"]["pairs"]
@@ -49,6 +49,17 @@ def test_cli_end_to_end_with_a_tiny_clip_proxy(tmp_path, capsys):
     assert "| ClipCov (study's recipe `redundancy_10`: redundancy weight 10 (paper: 1)) |" in md
     assert {c["method"] for c in report["comparisons"]} == set(configs.METHODS) - {"clipcov"}
     assert "paired differences" in md
+    # the second reference: the field selector best on fashion-val (never the test set)
+    (best,) = report["best_field"]
+    val = {m: s["val_top1"] for s in report["students"] for m in [s["method"]] if m in configs.FIELD}
+    assert best["method"] == max(configs.FIELD, key=lambda m: (val[m], -configs.FIELD.index(m)))
+    assert {c["reference"] for c in report["comparisons_to_best_field"]} == {best["method"]}
+    assert {c["method"] for c in report["comparisons_to_best_field"]} == set(configs.METHODS) - {best["method"]}
+    assert "## Against the best field selector of each budget (chosen on fashion-val)" in md
+    assert all(0 <= s["val_top1"] <= 1 for s in report["students"])
+    net, _, _ = models.load(report["proxy"]["model"], report["proxy"]["checkpoint"])  # negCLIPLoss's temperature
+    assert report["field"]["temperature"] == pytest.approx(1 / net.logit_scale.exp().item())
+    assert report["field"]["target_images"] == 60
     assert set(report["comparisons_by_metric"]) == {"shifted_mean", "linear_probe", "synonym_retrieval_p10"}
     choice = report["choices"]["class_names"]  # made on the validation split, never the test set
     assert choice["val_images"] == 60 and set(choice["val_top1"]) == set(configs.NAME_CANDIDATES)
@@ -107,10 +118,11 @@ def test_config_validation(overrides, match):
 
 
 def test_quick_config_is_the_headline():
-    """make demo's config: ClipCov, random, CLIP score, class-balanced CLIP score and the full pool,
-    5 seeds, at 10%."""
+    """make demo's config: ClipCov, random, CLIP score, class-balanced CLIP score, the full pool and two field
+    rows, 5 seeds, at 10%."""
     q = configs.CONFIGS["quick"]
-    assert set(q.methods) == {"clipcov", "random", "clip_score", "clip_score_balanced", "full"}
+    assert set(q.methods) == {"clipcov", "random", "clip_score", "clip_score_balanced", "full", "negclip_normsim",
+                              "image_based_clip_score"}
     assert q.seeds == (0, 1, 2, 3, 4) and q.budgets == (0.1,)
     assert set(configs.CONFIGS["full"].methods) == set(configs.METHODS)
 

@@ -166,8 +166,9 @@ def test_candidates_and_what_they_change():
     assert {f"kmeans_{k}" for k in (5, 10, 20, 50, 100)} <= set(c)
     assert c["xcov_terms"]["weights"] == {"easiness": 2.0, "label": 0.5, "center": 1.0}
     A, B, y = make_pool(50, 5, classes=3, seed=4)
+    field = {"target": A[:7], "temperature": 0.05}  # the field recipes' inputs
     for name, recipe in recipes.candidates((3,)).items():
-        idx = recipes.select(recipe, A, B, 12, labels=y, class_emb=np.eye(3, 5))
+        idx = recipes.select(recipe, A, B, 12, labels=y, class_emb=np.eye(3, 5), field=field)
         assert len(np.unique(idx)) == 12, name
 
 
@@ -182,10 +183,19 @@ def test_study_end_to_end_on_a_tiny_config(tmp_path, capsys):
             "--set", "batch_size=16", "--set", "threads=1", "--set", "shift=10", "--set", "probe=20",
             "--set", "proxy_eval=20"]
     assert cli.main(argv) == 0
-    assert "study quick: 12 students" in capsys.readouterr().out
+    assert "study quick: 32 students" in capsys.readouterr().out  # (10 recipes + 6 field selectors) x 2 seeds
     result = json.loads((out / "study.json").read_text())
     assert [c["name"] for c in result["candidates"]] == ["clipcov", "redundancy_10", "redundancy_100",
-                                                         "redundancy_quota", "xcov_terms", "kmeans_3"]
+                                                         "redundancy_quota", "xcov_terms", "kmeans_3",
+                                                         "negclip_alignment", "normsim_term", "negclip_prefilter",
+                                                         "negclip_balanced"]
+    assert result["field_rows"] == list(configs.FIELD)
+    a = result["against_best_field"]  # the chosen recipe against the field selector best on fashion-val
+    val = {m: np.mean([s["val_top1"] for s in result["students"] if s["method"] == m]) for m in configs.FIELD}
+    assert a["field"] == max(configs.FIELD, key=lambda m: (val[m], -configs.FIELD.index(m)))
+    chosen = {s["seed"]: s["val_top1"] for s in result["students"] if s["method"] == result["chosen"]["name"]}
+    best = {s["seed"]: s["val_top1"] for s in result["students"] if s["method"] == a["field"]}
+    assert a["mean"] == pytest.approx(np.mean([chosen[s] - best[s] for s in chosen]))
     assert {c["method"] for c in result["comparisons"]} == {c["name"] for c in result["candidates"][1:]}
     assert all(0 <= s["val_top1"] <= 1 for s in result["students"])
     assert result["chosen"]["name"] == result["decision"]["chosen"]
@@ -193,4 +203,5 @@ def test_study_end_to_end_on_a_tiny_config(tmp_path, capsys):
     assert recipes.load(out / "study.json")["recipe"] == recipes.candidates((3,))[result["chosen"]["name"]]
     md = (out / "study.md").read_text()
     assert "fashion-val" in md and "## Decision" in md and "corruption-rate sweep" in md
+    assert "## The field's selectors on fashion-val" in md and f"Against the best field selector on fashion-val, `{a['field']}`" in md
     assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"

@@ -100,6 +100,22 @@ def kept_rows(rows, entries, counts, t, seed, offset=0):
     return np.unique(g[hit])
 
 
+def t_for_k(captions, entries, k, *, seed=0):
+    """The smallest integer t whose balanced set holds at least k captions (the matched ones if fewer match):
+    with the draws fixed by the seed, the kept set only grows with t, so bisection finds it."""
+    matcher = Matcher(entries)
+    rows, ents = matcher.match_all(captions)
+    counts = entry_counts(ents, matcher.n_entries)
+    lo, hi = 1, max(1, int(counts.max(initial=1)))  # t >= the largest count keeps every matched caption
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(kept_rows(rows, ents, counts, mid, seed)) >= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def metaclip_balance(captions, entries, *, t=T, seed=0, k=None, clip_scores=None):
     """MetaCLIP balancing: the kept rows, ascending; with k (and clip_scores), ranked by CLIP score and cut
     or topped up to exactly k."""

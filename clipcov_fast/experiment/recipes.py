@@ -8,6 +8,12 @@ A recipe is a plain dict (it goes into study.json as it is):
     classes       "proxy": the proxy's zero-shot labels over the class prompts; "kmeans": K clusters of
                   the pool's proxy image embeddings (no prompts, so no label term)
     clusters      K when classes is "kmeans"
+  and the field's ideas inside ClipCov (optional keys; absent = the paper's):
+    alignment     "clip_score" (the paper's easiness term <a_i, b_i>) or "negclip": negCLIPLoss (one batch of
+                  the whole pool at the proxy's temperature) in its place, with the same weight
+    normsim       w: a modular term w * NormSim-inf(a_i) to the fashion-val target (0: none)
+    prefilter     f: ClipCov on the pool's top fraction f by negCLIPLoss (0: the whole pool)
+  objective "negclip_balanced" is no ClipCov: negCLIPLoss's top pairs inside ClipCov's proportional quotas.
 """
 import json
 from pathlib import Path
@@ -15,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import api, inputs
+from ..baselines import classic, negclip
 from ..reference import DEFAULT_WEIGHTS
 
 PAPER = {"objective": "clipcov", "weights": {}, "redundancy": "class", "classes": "proxy", "clusters": None}
+FIELD_KEYS = {"alignment": "clip_score", "normsim": 0.0, "prefilter": 0.0}  # a recipe without them: these
 CLUSTERS = (5, 10, 20, 50, 100)
 BASELINE = "clipcov"
 # ClipCov's own modular weights, switched on in xcov, whose defaults are 0
@@ -33,12 +41,31 @@ def candidates(clusters=CLUSTERS):
            "xcov_terms": {**PAPER, "objective": "xcov", "weights": dict(CLIPCOV_TERMS)}}
     for k in clusters:
         out[f"kmeans_{k}"] = {**PAPER, "classes": "kmeans", "clusters": int(k)}
+    out.update({"negclip_alignment": {**PAPER, "alignment": "negclip"},
+                "normsim_term": {**PAPER, "normsim": DEFAULT_WEIGHTS["clipcov"]["easiness"]},
+                "negclip_prefilter": {**PAPER, "prefilter": negclip.PREFILTER},
+                "negclip_balanced": {**PAPER, "objective": "negclip_balanced"}})
     return out
+
+
+def needs_field(recipe):
+    """Whether a recipe needs the field's inputs (the proxy's temperature, the fashion-val target)."""
+    r = {**FIELD_KEYS, **recipe}
+    return r["objective"] == "negclip_balanced" or r["alignment"] == "negclip" or bool(r["normsim"] or r["prefilter"])
 
 
 def changes(recipe):
     """What a recipe changes from the paper's, in words ("nothing" for the paper's own)."""
     out = []
+    r = {**FIELD_KEYS, **recipe}
+    if r["objective"] == "negclip_balanced":
+        return "negCLIPLoss's top pairs inside ClipCov's proportional class quotas (no ClipCov objective)"
+    if r["alignment"] == "negclip":
+        out.append("negCLIPLoss in place of CLIP score as the alignment (easiness) term")
+    if r["normsim"]:
+        out.append(f"plus {r['normsim']:g} x NormSim-inf to the fashion-val images as a modular term")
+    if r["prefilter"]:
+        out.append(f"ClipCov on the top {r['prefilter']:.0%} of the pool by negCLIPLoss")
     if recipe["objective"] == "xcov":
         out.append("xcov (cross-covariance matching) instead of ClipCov's objective, with ClipCov's modular "
                    "weights " + ", ".join(f"{k} {v:g}" for k, v in recipe["weights"].items()))
@@ -119,18 +146,46 @@ def select_quota_redundancy(img, txt, k, labels, class_emb=None, weights=None, n
     return np.concatenate([picks[c] for c in classes if c in picks] or [np.zeros(0, np.int64)])
 
 
-def select(recipe, img, txt, k, *, labels, class_emb, num_threads=None, cluster_seed=0):
+def select(recipe, img, txt, k, *, labels, class_emb, num_threads=None, cluster_seed=0, field=None):
     """The indices a recipe picks: k pairs of the pool whose proxy embeddings are img, txt; `labels` and
-    `class_emb` are the proxy's zero-shot classes and their prompt embeddings."""
-    if recipe["classes"] == "kmeans":
+    `class_emb` are the proxy's zero-shot classes and their prompt embeddings; `field`: experiment.field's
+    inputs (target, temperature), for the recipes that take the field's scores."""
+    r = {**FIELD_KEYS, **recipe}
+    if needs_field(r) and field is None:
+        raise ValueError(f"recipe {recipe} needs the field's inputs (the proxy's temperature and target)")
+    neg = (negclip.negclip_loss_scores(img, txt, batch_size=len(img), repeats=1, temperature=field["temperature"],
+                                       num_threads=num_threads)
+           if r["objective"] == "negclip_balanced" or r["alignment"] == "negclip" or r["prefilter"] else None)
+    if r["objective"] == "negclip_balanced":
+        return classic.top_per_class(neg, inputs.check_labels(labels, len(img)), inputs.resolve_k(k, len(img)))
+    if r["prefilter"]:  # ClipCov on the negCLIPLoss top fraction (at least k pairs), indices mapped back
+        k = inputs.resolve_k(k, len(img))
+        keep = np.sort(np.argsort(-neg, kind="stable")[:max(int(np.ceil(r["prefilter"] * len(img))), k)])
+        inner = {**r, "prefilter": 0.0}
+        picked = select(inner, np.asarray(img)[keep], np.asarray(txt)[keep], k, labels=np.asarray(labels)[keep],
+                        class_emb=class_emb, num_threads=num_threads, cluster_seed=cluster_seed, field=field)
+        return keep[picked]
+    weights = dict(recipe["weights"])
+    extra = None
+    if r["alignment"] == "negclip":  # negCLIPLoss takes the easiness term's place and weight
+        w_easy = weights.get("easiness", DEFAULT_WEIGHTS[r["objective"]]["easiness"])
+        weights["easiness"] = 0.0
+        extra = w_easy * neg
+    if r["normsim"]:
+        sim = r["normsim"] * negclip.normsim_scores(img, target=field["target"], p=float("inf"),
+                                                     num_threads=num_threads)
+        extra = sim if extra is None else extra + sim
+    if r["classes"] == "kmeans":
         unit = np.asarray(img, dtype=np.float64)
-        labels = kmeans(unit / np.linalg.norm(unit, axis=1, keepdims=True), recipe["clusters"], seed=cluster_seed)
+        labels = kmeans(unit / np.linalg.norm(unit, axis=1, keepdims=True), r["clusters"], seed=cluster_seed)
         class_emb = None  # clusters have no prompts
-    if recipe["redundancy"] == "quota":
-        return select_quota_redundancy(img, txt, k, labels, class_emb, recipe["weights"], num_threads)
-    return api.select(img, txt, k, objective=recipe["objective"], labels=labels, class_emb=class_emb,
-                      weights=recipe["weights"] or None, budget="proportional", num_threads=num_threads,
-                      device="cpu").indices
+    if r["redundancy"] == "quota":
+        if extra is not None:
+            raise ValueError("a quota-redundancy recipe takes no field term")
+        return select_quota_redundancy(img, txt, k, labels, class_emb, weights, num_threads)
+    return api.select(img, txt, k, objective=r["objective"], labels=labels, class_emb=class_emb,
+                      weights=weights or None, budget="proportional", num_threads=num_threads,
+                      device="cpu", extra_utility=extra).indices
 
 
 def load(path):
@@ -141,6 +196,6 @@ def load(path):
                                 f"quick --out {path.parent}` first, or point the config's `study` field at one")
     data = json.loads(path.read_text())
     chosen = data.get("chosen") if isinstance(data, dict) else None
-    if not isinstance(chosen, dict) or set(PAPER) - set(chosen.get("recipe", {})):
+    if not isinstance(chosen, dict) or set(PAPER) - set(chosen.get("recipe", {})):  # FIELD_KEYS may be absent
         raise ValueError(f"{path} holds no chosen recipe (a `chosen` object with name, recipe, changes)")
     return chosen

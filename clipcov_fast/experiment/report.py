@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
-from .configs import WHOLE
+from .configs import FIELD, WHOLE
 from .stats import compare
 
 LABELS = {"clipcov": "ClipCov (proportional)", "clipcov_global": "ClipCov (global budget)",
           "clipcov_released": "ClipCov (released greedy)", "clipcov_true_quotas": "ClipCov (true-label classes)",
           "xcov": "xcov", "random": "random", "random_stratified": "stratified random", "clip_score": "CLIP score",
-          "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup", "full": "full pool",
+          "clip_score_balanced": "class-balanced CLIP score", "semdedup": "SemDeDup",
+          "negclip_loss": "negCLIPLoss", "normsim2": "NormSim-2 (target: fashion-val)",
+          "normsim_inf": "NormSim-inf (target: fashion-val)", "negclip_normsim": "negCLIPLoss 30%, then NormSim-inf",
+          "image_based_clip_score": "DataComp image-based ∩ CLIP score", "metaclip": "MetaCLIP balancing",
+          "full": "full pool",
           "proxy_data": "fashion-proxy (the proxy's data)", "clipcov_recipe": "ClipCov (study's recipe)"}
 EXTRA = {"shifted_mean": "Shifted test set: zero-shot top-1, mean of the four shifts",
          "linear_probe": "Linear probe top-1 (fitted on fashion-proxy, scored on test)",
@@ -149,6 +153,7 @@ def markdown(report, summary):
                   " ".join("-" if r is None else f"{100 * r:.0f}" for r in pl["per_class_precision"]) + " (%)."]
     lines += ["", "## Against ClipCov (proportional): paired differences", ""] + verdict(
         report.get("comparisons", []), budgets, n_seeds, labels)
+    lines += field_verdict(report, budgets, labels)
     for metric, rows in report.get("comparisons_by_metric", {}).items():
         lines += [f"### {EXTRA[metric]}", "", "The same paired comparison on this score (Holm over the methods, "
                   "within this score).", ""] + _paired_table(rows, budgets, labels)
@@ -199,12 +204,36 @@ def verdict(comparisons, budgets, n_seeds, labels=LABELS):
     return out + _paired_table(comparisons, budgets, labels)
 
 
+def field_verdict(report, budgets, labels=LABELS):
+    """The section against the best field selector of each budget: which one it is (by fashion-val top-1),
+    how it stands against ClipCov (proportional) on test, and every method's paired difference from it."""
+    best = {r["budget"]: r["method"] for r in report.get("best_field", [])}
+    if not best:
+        return []
+    vs_clipcov = {(c["method"], c["budget"]): c for c in report.get("comparisons", [])}
+    out = ["", "## Against the best field selector of each budget (chosen on fashion-val): paired differences", "",
+           "The field selector with the highest mean zero-shot top-1 on fashion-val images (never the test set) is "
+           "the reference of its budget; the rows below are test top-1 differences from it, paired by seed, with "
+           "Holm's correction over the methods of that budget.", ""]
+    for b in budgets:
+        if b not in best:
+            continue
+        m, c = best[b], vs_clipcov.get((best[b], b))
+        said = "" if c is None or c["low"] is None else (
+            f": {100 * c['mean']:+.1f} points on test against ClipCov (proportional), 95% paired interval "
+            f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}, " +
+            ((f"resolved {'above' if c['mean'] > 0 else 'below'}") if c["resolved"] else "not resolved"))
+        out.append(f"- At {b:.0%} the best field selector on fashion-val is {labels.get(m, m)}{said}.")
+    return out + [""] + _paired_table(report.get("comparisons_to_best_field", []), budgets, labels)
+
+
 def headline(report):
     """A few lines for the terminal at the end of a run: per budget, each method's top-1 (mean ± standard
     deviation over seeds) and its paired difference from ClipCov (proportional), best first."""
     summary = summarize(report["students"])
     by_key = {(c["method"], c["budget"]): c for c in compare(report["students"])}
     budgets = sorted({k[1] for k in summary if k[0] not in WHOLE})
+    best = best_field(report["students"])
     out = []
     for b in budgets:
         rows = sorted(((m, s) for (m, bb), s in summary.items() if bb == b or m in WHOLE),  # the whole pools: once
@@ -218,6 +247,8 @@ def headline(report):
                 f"  {100 * c['mean']:+5.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
                 + (("resolved above" if c["mean"] > 0 else "resolved below") if c["resolved"] else "not resolved"))
             out.append(f"  {labels_short(m):<{width}}  {100 * s['top1'][0]:5.1f} ± {100 * s['top1'][1]:3.1f}{diff}")
+        if b in best:
+            out.append(f"  best field selector on fashion-val: {labels_short(best[b])}")
     return "\n".join(out)
 
 
@@ -227,7 +258,8 @@ def _paired_table(comparisons, budgets, labels=LABELS):
         rows = [c for c in comparisons if c["budget"] == b]
         if not rows:
             continue
-        out += [f"At {b:.0%}:", "", "| method | minus ClipCov (points) | 95% interval | Holm p | resolved? | seeds |",
+        ref = labels.get(rows[0].get("reference"), "ClipCov")
+        out += [f"At {b:.0%}:", "", f"| method | minus {ref} (points) | 95% interval | Holm p | resolved? | seeds |",
                 "|---|---:|---:|---:|---|---:|"]
         for c in sorted(rows, key=lambda c: -c["mean"]):
             ci = "" if c["low"] is None else f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}"
@@ -287,6 +319,26 @@ def plot(path, summary):
     files.save_png(path, fig)
 
 
+def best_field(students):
+    """{budget: the field selector (configs.FIELD) of the highest mean fashion-val top-1 at that budget}: the
+    second reference, chosen without the test set (ties: FIELD's order)."""
+    val = {}
+    for s in students:
+        if s["method"] in FIELD and s.get("val_top1") is not None:
+            val.setdefault(s["budget"], {}).setdefault(s["method"], []).append(s["val_top1"])
+    return {b: max(by, key=lambda m: (np.mean(by[m]), -FIELD.index(m))) for b, by in sorted(val.items())}
+
+
+def field_comparisons(students):
+    """Every method's paired difference from the best field selector of its budget (best_field), with Holm's
+    correction over the methods of that budget; each row names its reference."""
+    out = []
+    for b, ref in best_field(students).items():
+        mine = [s for s in students if s["budget"] in (b, 1.0)]
+        out += [dict(c, reference=ref) for c in compare(mine, reference=ref) if c["budget"] == b]
+    return out
+
+
 def write_report(report, out):
     """OUT/results.json, results.md and results.png; returns their paths."""
     out = Path(out)
@@ -294,6 +346,8 @@ def write_report(report, out):
     comparisons = compare(report["students"])
     by_metric = {m: compare(report["students"], metric=m) for m in EXTRA
                  if report["students"] and all(st.get(m) is not None for st in report["students"])}
-    report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric, summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+    report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric,
+                  best_field=[{"budget": b, "method": m} for b, m in best_field(report["students"]).items()],
+                  comparisons_to_best_field=field_comparisons(report["students"]), summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     return files.save_report(out, "results", report, lambda r: markdown(r, summary),
                              lambda path, _: plot(path, summary))

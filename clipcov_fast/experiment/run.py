@@ -27,8 +27,8 @@ from ..pipeline.sources.table import Table
 from ..pipeline.report import write_report as write_selection_report
 from ..pipeline.subsets import save_selection, write_subset
 from ..training import evaluate
-from . import recipes
-from .configs import NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
+from . import field, recipes
+from .configs import FIELD, NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
 from .students import threads, train_unique
 
@@ -101,9 +101,10 @@ def proxy_label_accuracy(web, emb):
                                     for c in classes]}
 
 
-def select_subsets(cfg, work, web, emb, proxy_pool):
+def select_subsets(cfg, work, web, emb, proxy_pool, field_inputs=None):
     """{(method, budget, seed): subset table} for every student, and each subset's rows in its table
-    (the pool's, or fashion-proxy's for proxy_data). Whole tables (full, proxy_data) get budget 1.0."""
+    (the pool's, or fashion-proxy's for proxy_data). Whole tables (full, proxy_data) get budget 1.0.
+    field_inputs: field.inputs()'s dict, for the field's methods."""
     manifest = json.loads((emb / "manifest.json").read_text())
     img, txt = np.load(emb / "img.npy"), np.load(emb / "txt.npy")
     labels, class_emb = np.load(emb / "labels.npy"), np.load(emb / "class_emb.npy")
@@ -111,6 +112,7 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
     true = pool_labels(web)[rows]
     true = np.where(true < 0, 10, true)  # out-of-domain pairs, if any, are a class of their own
     subsets, pool_rows = {}, {}
+    caps = field.captions(web, emb) if "metaclip" in cfg.methods else None
     for budget in cfg.budgets:
         k = int(budget * len(img))
         for seed in cfg.seeds_for(budget):
@@ -133,8 +135,12 @@ def select_subsets(cfg, work, web, emb, proxy_pool):
                     name, budget_rule = "clipcov", "global"
                 elif method == "clipcov_true_quotas":
                     name, y = "clipcov", true
-                sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
-                                 seed=seed, num_threads=cfg.threads, device="cpu")
+                if method in FIELD:
+                    sel = field.select(method, img, txt, k, field=field_inputs, caps=caps, labels=labels, seed=seed,
+                                       num_threads=cfg.threads)
+                else:
+                    sel = run_method(name, img, txt, k, labels=y, class_emb=class_emb, budget=budget_rule,
+                                     seed=seed, num_threads=cfg.threads, device="cpu")
                 # the table for the student, and its indices and summary as clipcov select writes them
                 _, _, info = save_selection(sel, out, {"emb": str(emb), "method": name, "k": k, "seed": seed}, emb=emb)
                 subsets[key] = Path(info["subset"])
@@ -182,9 +188,10 @@ def prepare(cfg, work, stage=lambda name: None):
     templates, classes = prompt_files(work, class_names)
     label(emb, classes, templates)
     stage("embed+labels")
+    field_inputs = field.inputs(work, model, ckpt, val) if any(m in FIELD for m in cfg.methods) else None
     return {"web": web, "proxy_pool": proxy_pool, "test": test, "val": val, "shifted": shifted, "model": model,
             "ckpt": ckpt, "choice": choice, "class_names": class_names, "emb": emb, "templates": templates,
-            "classes": classes}
+            "classes": classes, "field": field_inputs}
 
 
 def student_task(cfg, run_dir, data, seed, scored_on, templates, classes, **extra):
@@ -227,12 +234,13 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
         model, test, checkpoint=ckpt, templates=templates, classes=classes, limit=cfg.proxy_eval,
         retrieval_limit=0))
     stage("proxy-eval")
-    subsets, pool_rows = select_subsets(cfg, work, web, emb, proxy_pool)
+    subsets, pool_rows = select_subsets(cfg, work, web, emb, proxy_pool, prep["field"])
     diag = {key: diagnostics(proxy_pool if key[0] == "proxy_data" else web, rows) for key, rows in pool_rows.items()}
     stage("select")
     tasks = {key: student_task(cfg, work / "students" / f"{key[0]}-{key[1]:g}-s{key[2]}", path, key[2], test,
                                templates, classes, shifted=str(shifted.resolve()), probe=str(proxy_pool.resolve()),
-                               probe_limit=cfg.probe, synonyms=[list(s) for s in SYNONYMS])
+                               probe_limit=cfg.probe, synonyms=[list(s) for s in SYNONYMS],
+                               val=str(prep["val"].resolve()))
              for key, path in sorted(subsets.items(), key=lambda kv: kv[0][2])}  # seed by seed: a stopped
     # run has whole seeds done, and `--set seeds=[...]` reports them from the students already trained
     results = train_unique(tasks, cfg.jobs, progress)
@@ -245,9 +253,12 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
               "pool": {"path": str(web), **json.loads((web / "manifest.json").read_text()).get("noise_counts", {}),
                        "pairs": len(np.load(emb / "rows.npy"))},
               **({"recipe": recipes.load(cfg.study)} if "clipcov_recipe" in cfg.methods else {}),
+              **({"field": {"target_images": len(prep["field"]["target"]), "target": str(prep["val"]),
+                            "temperature": prep["field"]["temperature"]}} if prep["field"] else {}),
               "stage_seconds": stage.seconds, "total_seconds": stage.total(),
               "students": [{"method": k[0], "budget": k[1], "seed": k[2], **diag[k],
                             "top1": r["zero_shot"]["top1"], "top5": r["zero_shot"]["top5"],
+                            "val_top1": r["val_zero_shot"]["top1"],
                             "mean_per_class_recall": r["zero_shot"]["mean_per_class_recall"],
                             "per_class_recall": r["zero_shot"]["per_class_recall"],
                             "shifted": r.get("shifted"), "shifted_mean": float(np.mean(list(r["shifted"].values()))),

@@ -1,6 +1,6 @@
 """Student CLIPs: train one on a subset and score it, several at a time in fresh processes.
 
-Scores: zero-shot on the test images; zero-shot on each shift of fashion-mnist-shifted; a linear probe on
+Scores: zero-shot on the test images (and on fashion-val, where the task names it); zero-shot on each shift of fashion-mnist-shifted; a linear probe on
 the student's image features (fitted on fashion-proxy, scored on the test images); text-to-image
 retrieval at class level with synonym captions ("jumper", "chelsea boots", ...)."""
 import contextlib
@@ -68,6 +68,9 @@ def score(task, checkpoint):
 
     _, y, img = read(task["test"])
     out = {"zero_shot": evaluate.zero_shot_metrics(img, W, y)}
+    if task.get("val"):  # fashion-val: where the experiment's choices among methods are made
+        _, yv, fv = read(task["val"])
+        out["val_zero_shot"] = evaluate.zero_shot_metrics(fv, W, yv)
     if task.get("shifted"):
         table, ys, f = read(task["shifted"])
         kind = np.array([r[table.header.index("noise")] for r in table.rows])

@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from ..pipeline.subsets import write_subset
 from ..training.train import latest_checkpoint
-from . import recipes
+from . import field, recipes
 from . import run as experiment
-from .configs import make_config
+from .configs import FIELD, make_config
 from .stats import compare, paired_t
 from .students import score, threads, train_students
 from .study_report import write_study
@@ -69,9 +69,24 @@ def machine():
     return f"{name}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def against_best_field(students, chosen, field_rows):
+    """The chosen recipe against the field selector of the best mean fashion-val top-1 (paired by seed):
+    {"field", "mean", "low", "high", "p", "beats"}; None without field rows. `beats`: the interval lies above 0."""
+    if not field_rows:
+        return None
+    val = {}
+    for s in students:
+        val.setdefault(s["method"], {})[s["seed"]] = s["val_top1"]
+    best = max(field_rows, key=lambda m: (np.mean(list(val[m].values())), -list(field_rows).index(m)))
+    seeds = sorted(set(val[best]) & set(val[chosen]))
+    t = paired_t([val[chosen][s] - val[best][s] for s in seeds])
+    return {"field": best, **t, "beats": t["low"] is not None and t["low"] > 0}
+
+
 def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.CLUSTERS, progress=True,
-        command=None, **overrides):
-    """Run the study; write OUT/study.md, study.json, study.png. Returns the study dict."""
+        command=None, names=None, field_rows=FIELD, **overrides):
+    """Run the study; write OUT/study.md, study.json, study.png. Returns the study dict. names: the candidate
+    recipes to run (None: all; the paper's always); field_rows: the field selectors trained beside them."""
     if not (isinstance(budget, (int, float)) and 0 < budget < 1):
         raise ValueError(f"study: budget must be a fraction in (0, 1), got {budget!r}")
     cfg = make_config(config, **overrides)
@@ -86,10 +101,17 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
     img, txt = np.load(emb / "img.npy"), np.load(emb / "txt.npy")
     labels, class_emb, rows = np.load(emb / "labels.npy"), np.load(emb / "class_emb.npy"), np.load(emb / "rows.npy")
     k = int(budget * len(img))
-    cands = recipes.candidates(clusters)
+    cands = {n: r for n, r in recipes.candidates(clusters).items() if names is None or n in names or n == recipes.BASELINE}
+    fin = prep["field"] or field.inputs(work, prep["model"], prep["ckpt"], prep["val"])
+    caps = field.captions(web, emb)
     subsets, diag = {}, {}
-    for name, recipe in tqdm(cands.items(), desc="study: select", unit="recipe", disable=not progress):
-        idx = recipes.select(recipe, img, txt, k, labels=labels, class_emb=class_emb, num_threads=cfg.threads)
+    for name in tqdm(list(cands) + list(field_rows), desc="study: select", unit="subset", disable=not progress):
+        if name in cands:
+            idx = recipes.select(cands[name], img, txt, k, labels=labels, class_emb=class_emb, num_threads=cfg.threads,
+                                 field=fin)
+        else:  # a field selector: the reference a winning recipe must beat too
+            idx = field.select(name, img, txt, k, field=fin, caps=caps, labels=labels, seed=0,
+                               num_threads=cfg.threads).indices
         if len(idx) != k or len(np.unique(idx)) != k:
             raise RuntimeError(f"study: recipe {name} picked {len(np.unique(idx))} distinct pairs, not {k}")
         subsets[name] = Path(write_subset(emb, idx, work / "study" / "subsets" / f"{name}-{budget:g}.tsv", manifest))
@@ -98,16 +120,18 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
     tasks = {(name, budget, seed): experiment.student_task(
                  cfg, work / "study" / "students" / f"{name}-{budget:g}-s{seed}", subsets[name], seed, prep["val"],
                  prep["templates"], prep["classes"])
-             for seed in cfg.seeds for name in cands}
-    log.info("study %s: %d students (%d recipes x %d seeds), scored on %d fashion-val images", cfg.name,
-             len(tasks), len(cands), len(cfg.seeds), cfg.val)
+             for seed in cfg.seeds for name in subsets}
+    log.info("study %s: %d students (%d recipes and %d field selectors x %d seeds), scored on %d fashion-val "
+             "images", cfg.name, len(tasks), len(cands), len(field_rows), len(cfg.seeds), cfg.val)
     results = dict(train_students(tasks, cfg.jobs, progress))
     stage("students")
     students = [{"method": key[0], "budget": key[1], "seed": key[2], "val_top1": r["zero_shot"]["top1"],
                  "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)} for key, r in sorted(results.items())]
-    comparisons = compare(students, reference=recipes.BASELINE, metric="val_top1", whole=())
+    comparisons = compare([s for s in students if s["method"] in cands], reference=recipes.BASELINE,
+                          metric="val_top1", whole=())
     decision = decide(comparisons)
     chosen = decision["chosen"]
+    against = against_best_field(students, chosen, field_rows)
     test = _test_scores(tasks, {recipes.BASELINE, chosen}, prep["test"], budget, cfg.seeds)
     stage("test-row")
     study = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "machine": machine(),
@@ -116,6 +140,7 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
              "pool_make_up": experiment.diagnostics(web, rows),
              "candidates": [{"name": n, "recipe": r, "changes": recipes.changes(r), **diag[n]} for n, r in cands.items()],
              "students": students, "comparisons": comparisons, "decision": decision,
+             "field_rows": list(field_rows), "against_best_field": against,
              "chosen": {"name": chosen, "recipe": cands[chosen], "changes": recipes.changes(cands[chosen]),
                         "decision": decision["reason"]},
              "test": test, "not_done": list(NOT_DONE), "stage_seconds": stage.seconds,

@@ -62,6 +62,14 @@ def markdown(study):
         word = ("yes: above" if d["mean"] > 0 else "yes: below") if d["resolved"] else "no"
         lines.append(f"| {c['name']} | {c['changes']} | {ms} | {100 * d['mean']:+.1f} | {ci} | {d['p_holm']:.3g} "
                      f"| {word} " + make_up)
+    field_rows = study.get("field_rows") or []
+    if field_rows:
+        lines += ["", "## The field's selectors on fashion-val (the reference a winning recipe must beat too)", "",
+                  "| selector | val top-1 (%, mean ± std) | by seed |", "|---|---:|---|"]
+        for name in field_rows:
+            v = np.array(scores.get(name, []))
+            lines.append(f"| {name} | {100 * v.mean():.1f} ± {100 * (v.std(ddof=1) if len(v) > 1 else 0):.1f} | "
+                         + " ".join(f"{100 * x:.1f}" for x in v) + " |")
     dec, chosen = study["decision"], study["chosen"]
     lines += ["", "## Decision", "",
               "Rule (`study.decide`): the candidate with the best mean val top-1 is chosen only if its difference "
@@ -71,6 +79,13 @@ def markdown(study):
               f"{dec['reason'][0].upper() + dec['reason'][1:]}.",
               "", "The experiment's method `clipcov_recipe` applies this recipe (it reads `chosen` from study.json).",
               ""]
+    a = study.get("against_best_field")
+    if a:
+        ci = "" if a["low"] is None else f", 95% paired interval {100 * a['low']:+.1f} to {100 * a['high']:+.1f}"
+        lines += [f"Against the best field selector on fashion-val, `{a['field']}`: `{chosen['name']}` minus it is "
+                  f"{100 * a['mean']:+.1f} points{ci} (p {a['p']:.3g}, one comparison): "
+                  + ("it beats the field's best." if a["beats"] else
+                     "it does **not** beat the field's best (the interval is not above 0)."), ""]
     t = study.get("test")
     if t:
         by = t["top1_by_seed"]
