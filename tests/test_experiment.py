@@ -2,6 +2,7 @@
 proxy, reruns that reuse the work folder, and config validation."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,32 @@ def test_sweep_over_corruption_rates(tmp_path, capsys):
     with pytest.raises(ValueError, match="misaligned must be a fraction"):  # checked before anything runs
         sweep_run("quick", (0.15, 0.95), tmp_path / "w2")
     assert not (tmp_path / "w2").exists()
+
+
+@needs_fashion
+def test_a_run_reuses_an_earlier_reports_students_for_the_same_tasks_only(tmp_path, monkeypatch):
+    """--reuse: a fresh work folder takes the students of an earlier report whose tasks are its own (same
+    subset bytes, seed, student, steps, scoring sets) and trains the rest; the scores are the earlier ones."""
+    from clipcov_fast.training import train
+
+    small = dict(progress=False, proxy="tiny-clip", pool=150, proxy_pairs=64, test=40, proxy_eval=20, val=40, shift=10,
+                 probe=20, budgets=[0.25], seeds=[0], steps=2, batch_size=16, threads=1, jobs=1)
+    first = experiment.run("quick", tmp_path / "w1", tmp_path / "o1", methods=["clipcov", "random", "full"], **small)
+    trained, real = [], train.train
+    monkeypatch.setattr(train, "train", lambda data, model, run, *a, **kw: trained.append(Path(run).name) or
+                        real(data, model, run, *a, **kw))
+    second = experiment.run("quick", tmp_path / "w2", tmp_path / "o2", methods=["clipcov", "clip_score", "full"],
+                            reuse=[tmp_path / "o1" / "results.json"], **small)
+    assert [r for r in trained if r != "proxy-tiny-clip"] == ["clip_score-0.25-s0"]  # the one new task
+    old = {s["method"]: s for s in first["students"]}
+    new = {s["method"]: s for s in second["students"]}
+    for m in ("clipcov", "full"):  # reused: the very scores of the first run
+        assert new[m]["top1"] == old[m]["top1"] and new[m]["task_sha256"] == old[m]["task_sha256"]
+    assert new["clip_score"]["task_sha256"] not in {s["task_sha256"] for s in first["students"]}
+    trained.clear()  # another student setting: nothing of the first report is this run's task
+    experiment.run("quick", tmp_path / "w4", tmp_path / "o4", methods=["clipcov"], reuse=[tmp_path / "o1" / "results.json"],
+                   **{**small, "steps": 3})
+    assert "clipcov-0.25-s0" in trained
+    with pytest.raises(ValueError, match="--reuse: .* is not a readable experiment report"):
+        experiment.run("quick", tmp_path / "w3", tmp_path / "o3", methods=["clipcov"], reuse=[tmp_path / "nope.json"],
+                       **small)

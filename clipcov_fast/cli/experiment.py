@@ -61,7 +61,7 @@ def add_run_args(p, outputs, work_help, out):
 def cmd_experiment(args):
     overrides = run_overrides(args, "jobs", "proxy")
     report = run(args.config, args.work, args.out, progress=not args.no_progress, command=invoked_command(),
-                 **overrides)
+                 reuse=tuple(args.reuse or ()), **overrides)
     print(f"\n{headline(report)}\n\nexperiment {report['config']['name']}: {len(report['students'])} students in "
           f"{report['total_seconds'] / 60:.1f} min; wrote {Path(args.out) / 'results.md'} and results.png"
           + (f", and {report['selection_report']} (clipcov report: ClipCov against CLIP score)"
@@ -77,6 +77,10 @@ def register(sub):
                                                     "of Config fields (with an optional \"base\")")
     p.add_argument("--proxy", help="lite0-minilm (default: frozen pretrained towers + heads fitted on "
                                    "fashion-proxy), tiny-clip, or MODEL=CHECKPOINT (a real CLIP)")
+    p.add_argument("--reuse", action="append", metavar="RESULTS.json",
+                   help="an earlier report whose students are taken where their task is the same as this run's "
+                        "(same subset bytes, seed, student and scoring sets), so that a run grows by methods or "
+                        "seeds without the old work folder (repeatable)")
     add_run_args(p, "results.md/.json/.png", "work folder, reused by reruns (default runs/experiment-CONFIG)",
                  out="runs/results")
     p.set_defaults(func=cmd_experiment)

@@ -30,7 +30,7 @@ from ..training import evaluate
 from . import field, recipes
 from .configs import FIELD, NAME_CANDIDATES, SYNONYMS, TEMPLATES, WHOLE, make_config
 from .report import write_report
-from .students import threads, train_unique
+from .students import seed_from_reports, task_sha256, threads, train_unique
 
 log = logging.getLogger("clipcov_fast.experiment")
 
@@ -217,8 +217,10 @@ class Stages:
         return round(time.perf_counter() - self.t0, 1)
 
 
-def run(config="quick", work=None, out="docs", *, progress=True, command=None, **overrides):
-    """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict."""
+def run(config="quick", work=None, out="docs", *, progress=True, command=None, reuse=(), **overrides):
+    """Run the experiment; write OUT/results.md, results.json, results.png. Returns the results dict.
+    reuse: earlier results.json files whose students are taken where their task is this run's (students.
+    seed_from_reports), so a run can grow by methods or seeds without the old work folder."""
     cfg = make_config(config, **overrides)
     work = Path(work or f"runs/experiment-{cfg.name}")
     work.mkdir(parents=True, exist_ok=True)
@@ -243,6 +245,8 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
                                val=str(prep["val"].resolve()))
              for key, path in sorted(subsets.items(), key=lambda kv: kv[0][2])}  # seed by seed: a stopped
     # run has whole seeds done, and `--set seeds=[...]` reports them from the students already trained
+    if reuse:
+        log.info("reusing %d finished students of %s", seed_from_reports(tasks, reuse), ", ".join(map(str, reuse)))
     results = train_unique(tasks, cfg.jobs, progress)
     stage("students")
     report = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "templates": TEMPLATES,
@@ -264,7 +268,8 @@ def run(config="quick", work=None, out="docs", *, progress=True, command=None, *
                             "shifted": r.get("shifted"), "shifted_mean": float(np.mean(list(r["shifted"].values()))),
                             "linear_probe": r.get("linear_probe"),
                             "synonym_retrieval_p10": r["synonym_retrieval"]["precision_at_10"],
-                            "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1)}
+                            "train_s": round(r["train_s"], 1), "eval_s": round(r["eval_s"], 1),
+                            "task_sha256": task_sha256(tasks[k]), "result": {x: v for x, v in r.items() if x != "task"}}
                            for k, r in sorted(results.items())]}
     paths = write_report(report, Path(out))
     log.info("wrote %s", ", ".join(map(str, paths)))

@@ -139,6 +139,37 @@ def _identity(task):
     return json.dumps({k: v for k, v in task.items() if k not in ("run", "data")}, sort_keys=True)
 
 
+def task_sha256(task):
+    """The hash of a task's identity (_identity) with its work folder's path (the run folder's grandparent)
+    written as {WORK}: a student of a report is reused only for the same task, from any work folder."""
+    import hashlib
+    work = str(Path(task["run"]).parent.parent)
+    return hashlib.sha256(_identity(task).replace(work, "{WORK}").encode()).hexdigest()
+
+
+def seed_from_reports(tasks, reports):
+    """Finished students of earlier reports (results.json files whose student rows carry `task_sha256` and
+    `result`) become cached results in their tasks' run folders, for the tasks of the same identity (the same
+    subset bytes, seed, student, steps and scoring sets); train_students then skips them. Returns how many."""
+    found = {}
+    for path in reports:
+        try:
+            rows = json.loads(Path(path).read_text())["students"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--reuse: {path} is not a readable experiment report ({e})") from None
+        found.update({r["task_sha256"]: r["result"] for r in rows if "task_sha256" in r and "result" in r})
+    seeded = 0
+    for task in tasks.values():
+        result = found.get(task_sha256(task))
+        done = Path(task["run"]) / "result.json"
+        if result is None or done.is_file():
+            continue
+        done.parent.mkdir(parents=True, exist_ok=True)
+        files.save_json(done, {"task": task, **result})
+        seeded += 1
+    return seeded
+
+
 def train_unique(tasks, jobs, progress=True):
     """{key: result} of train_students, training once per distinct task: keys whose tasks differ only in
     their folders (the same subset bytes, seed and scores: `clipcov_recipe` when the study chose the
