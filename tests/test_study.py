@@ -190,6 +190,8 @@ def test_study_end_to_end_on_a_tiny_config(tmp_path, capsys):
                                                          "negclip_alignment", "normsim_term", "negclip_prefilter",
                                                          "negclip_balanced"]
     assert result["field_rows"] == list(configs.FIELD)
+    assert set(result["field_make_up"]) == set(configs.FIELD)
+    assert all(sum(d["class_counts"]) == d["pairs"] == result["subset_pairs"] for d in result["field_make_up"].values())
     a = result["against_best_field"]  # the chosen recipe against the field selector best on fashion-val
     val = {m: np.mean([s["val_top1"] for s in result["students"] if s["method"] == m]) for m in configs.FIELD}
     assert a["field"] == max(configs.FIELD, key=lambda m: (val[m], -configs.FIELD.index(m)))
