@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import api, inputs
 from ..baselines import classic, negclip
+from ..baselines.common import ranked
 from ..reference import DEFAULT_WEIGHTS
 
 PAPER = {"objective": "clipcov", "weights": {}, "redundancy": "class", "classes": "proxy", "clusters": None}
@@ -48,10 +49,14 @@ def candidates(clusters=CLUSTERS):
     return out
 
 
+def _uses_negclip(r):
+    return r["objective"] == "negclip_balanced" or r["alignment"] == "negclip" or bool(r["prefilter"])
+
+
 def needs_field(recipe):
     """Whether a recipe needs the field's inputs (the proxy's temperature, the fashion-val target)."""
     r = {**FIELD_KEYS, **recipe}
-    return r["objective"] == "negclip_balanced" or r["alignment"] == "negclip" or bool(r["normsim"] or r["prefilter"])
+    return _uses_negclip(r) or bool(r["normsim"])
 
 
 def changes(recipe):
@@ -154,13 +159,12 @@ def select(recipe, img, txt, k, *, labels, class_emb, num_threads=None, cluster_
     if needs_field(r) and field is None:
         raise ValueError(f"recipe {recipe} needs the field's inputs (the proxy's temperature and target)")
     neg = (negclip.negclip_loss_scores(img, txt, batch_size=len(img), repeats=1, temperature=field["temperature"],
-                                       num_threads=num_threads)
-           if r["objective"] == "negclip_balanced" or r["alignment"] == "negclip" or r["prefilter"] else None)
+                                       num_threads=num_threads) if _uses_negclip(r) else None)
     if r["objective"] == "negclip_balanced":
         return classic.top_per_class(neg, inputs.check_labels(labels, len(img)), inputs.resolve_k(k, len(img)))
     if r["prefilter"]:  # ClipCov on the negCLIPLoss top fraction (at least k pairs), indices mapped back
         k = inputs.resolve_k(k, len(img))
-        keep = np.sort(np.argsort(-neg, kind="stable")[:max(int(np.ceil(r["prefilter"] * len(img))), k)])
+        keep = np.sort(ranked(neg)[:max(int(np.ceil(r["prefilter"] * len(img))), k)])
         inner = {**r, "prefilter": 0.0}
         picked = select(inner, np.asarray(img)[keep], np.asarray(txt)[keep], k, labels=np.asarray(labels)[keep],
                         class_emb=class_emb, num_threads=num_threads, cluster_seed=cluster_seed, field=field)

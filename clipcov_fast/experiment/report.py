@@ -329,11 +329,11 @@ def best_field(students):
     return {b: max(by, key=lambda m: (np.mean(by[m]), -FIELD.index(m))) for b, by in sorted(val.items())}
 
 
-def field_comparisons(students):
-    """Every method's paired difference from the best field selector of its budget (best_field), with Holm's
-    correction over the methods of that budget; each row names its reference."""
+def field_comparisons(students, best):
+    """Every method's paired difference from the best field selector of its budget (`best`: best_field's
+    dict), with Holm's correction over the methods of that budget; each row names its reference."""
     out = []
-    for b, ref in best_field(students).items():
+    for b, ref in best.items():
         mine = [s for s in students if s["budget"] in (b, 1.0)]
         out += [dict(c, reference=ref) for c in compare(mine, reference=ref) if c["budget"] == b]
     return out
@@ -346,8 +346,9 @@ def write_report(report, out):
     comparisons = compare(report["students"])
     by_metric = {m: compare(report["students"], metric=m) for m in EXTRA
                  if report["students"] and all(st.get(m) is not None for st in report["students"])}
+    best = best_field(report["students"])
     report = dict(report, comparisons=comparisons, comparisons_by_metric=by_metric,
-                  best_field=[{"budget": b, "method": m} for b, m in best_field(report["students"]).items()],
-                  comparisons_to_best_field=field_comparisons(report["students"]), summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
+                  best_field=[{"budget": b, "method": m} for b, m in best.items()],
+                  comparisons_to_best_field=field_comparisons(report["students"], best), summary=[{"method": m, "budget": b, **v} for (m, b), v in sorted(summary.items())])
     return files.save_report(out, "results", report, lambda r: markdown(r, summary),
                              lambda path, _: plot(path, summary))

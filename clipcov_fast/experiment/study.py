@@ -26,6 +26,7 @@ from ..training.train import latest_checkpoint
 from . import field, recipes
 from . import run as experiment
 from .configs import FIELD, make_config
+from .report import best_field
 from .stats import compare, paired_t
 from .students import score, threads, train_students
 from .study_report import write_study
@@ -69,15 +70,16 @@ def machine():
     return f"{name}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def against_best_field(students, chosen, field_rows):
-    """The chosen recipe against the field selector of the best mean fashion-val top-1 (paired by seed):
-    {"field", "mean", "low", "high", "p", "beats"}; None without field rows. `beats`: the interval lies above 0."""
+def against_best_field(students, chosen, field_rows, budget):
+    """The chosen recipe against the field selector of the best mean fashion-val top-1 (report.best_field,
+    paired by seed): {"field", "mean", "low", "high", "p", "beats"}; None without field rows. `beats`: the
+    interval lies above 0."""
     if not field_rows:
         return None
+    best = best_field([s for s in students if s["method"] in field_rows])[budget]
     val = {}
     for s in students:
         val.setdefault(s["method"], {})[s["seed"]] = s["val_top1"]
-    best = max(field_rows, key=lambda m: (np.mean(list(val[m].values())), -list(field_rows).index(m)))
     seeds = sorted(set(val[best]) & set(val[chosen]))
     t = paired_t([val[chosen][s] - val[best][s] for s in seeds])
     return {"field": best, **t, "beats": t["low"] is not None and t["low"] > 0}
@@ -131,7 +133,7 @@ def run(config="quick", work=None, out="docs", *, budget=0.1, clusters=recipes.C
                           metric="val_top1", whole=())
     decision = decide(comparisons)
     chosen = decision["chosen"]
-    against = against_best_field(students, chosen, field_rows)
+    against = against_best_field(students, chosen, field_rows, budget)
     test = _test_scores(tasks, {recipes.BASELINE, chosen}, prep["test"], budget, cfg.seeds)
     stage("test-row")
     study = {"config": dataclasses.asdict(cfg), "command": command, "work": str(work), "machine": machine(),
